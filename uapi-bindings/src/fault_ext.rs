@@ -108,6 +108,8 @@ pub const DRM_ASAHI_EXT_FAULT_PERMISSION: u32 = 2;
 pub const DRM_ASAHI_EXT_FAULT_TIMEOUT: u32 = 3;
 pub const DRM_ASAHI_EXT_FAULT_INJECTED: u32 = 4;
 pub const DRM_ASAHI_EXT_FAULT_FIRMWARE: u32 = 5;
+/// A control stream the GPU could not decode.
+pub const DRM_ASAHI_EXT_FAULT_INVALID: u32 = 6;
 
 // drm_asahi_ext_fault::unit
 pub const DRM_ASAHI_EXT_UNIT_UNKNOWN: u32 = 0;

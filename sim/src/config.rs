@@ -1,0 +1,132 @@
+//! What the simulated device is: its parameters (a G13G-class GPU, as in the M1) and the
+//! firmware behaviour chosen for a run (recovery policy, watchdog, replay limit).
+
+use agx_uapi::asahi::{drm_asahi_params_global, DRM_ASAHI_FEATURE_SOFT_FAULTS};
+use agx_uapi::fault_ext as ext;
+
+/// GPU page size: AGX uses 16 KiB pages.
+pub const PAGE_SIZE: u64 = 16 * 1024;
+
+/// What the firmware and kernel do with innocent work in flight when another job faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecoveryPolicy {
+    /// Kill it and ban its queue (what upstream does today).
+    KillInflight,
+    /// Re-run restartable work from its start; kill the rest (DESIGN section 3).
+    Replay,
+    /// Let it continue where it stopped (to measure the silent corruption this causes).
+    Continue,
+}
+
+impl RecoveryPolicy {
+    pub const ALL: [RecoveryPolicy; 3] =
+        [RecoveryPolicy::KillInflight, RecoveryPolicy::Replay, RecoveryPolicy::Continue];
+
+    /// The extension's `recovery_policy` value.
+    pub fn to_raw(self) -> u32 {
+        match self {
+            RecoveryPolicy::KillInflight => ext::DRM_ASAHI_RECOVERY_KILL_INFLIGHT,
+            RecoveryPolicy::Replay => ext::DRM_ASAHI_RECOVERY_REPLAY,
+            RecoveryPolicy::Continue => ext::DRM_ASAHI_RECOVERY_CONTINUE,
+        }
+    }
+
+    /// Decodes the extension's `recovery_policy` value.
+    pub fn from_raw(raw: u32) -> Option<RecoveryPolicy> {
+        RecoveryPolicy::ALL.into_iter().find(|p| p.to_raw() == raw)
+    }
+
+    /// The name used on command lines and in `AGXWS_DEVICE` (`kill-inflight`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            RecoveryPolicy::KillInflight => "kill-inflight",
+            RecoveryPolicy::Replay => "replay",
+            RecoveryPolicy::Continue => "continue",
+        }
+    }
+
+    /// Parses a [`RecoveryPolicy::name`].
+    pub fn from_name(name: &str) -> Option<RecoveryPolicy> {
+        RecoveryPolicy::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// Configuration of one simulated device.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub policy: RecoveryPolicy,
+    /// Times one command may be replayed.
+    pub replay_limit: u32,
+    /// Watchdog, in GPU nanoseconds.
+    pub hang_timeout_ns: u64,
+    /// `DRM_ASAHI_FEATURE_SOFT_FAULTS`.
+    pub soft_faults: bool,
+    /// Whether the fault-report extension exists (false: an upstream kernel).
+    pub fault_ext: bool,
+    /// Virtual GPU time one recovery (stop the world, reset, resume) takes.
+    pub recovery_cost_ns: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            policy: RecoveryPolicy::Replay,
+            replay_limit: 3,
+            hang_timeout_ns: 50_000_000,
+            soft_faults: false,
+            fault_ext: true,
+            recovery_cost_ns: 200_000,
+        }
+    }
+}
+
+pub const VM_START: u64 = 0x4000;
+pub const VM_END: u64 = 1 << 39;
+pub const VM_KERNEL_MIN_SIZE: u64 = 64 << 20;
+pub const MAX_COMMANDS_PER_SUBMISSION: u32 = 64;
+pub const MAX_ATTACHMENTS: u32 = 64;
+/// The firmware's timestamp clock (24 MHz, as on Apple silicon).
+pub const TIMESTAMP_FREQUENCY_HZ: u64 = 24_000_000;
+
+impl SimConfig {
+    /// Param group 0: the upstream global parameters.
+    pub fn params_global(&self) -> drm_asahi_params_global {
+        let mut p = drm_asahi_params_global {
+            features: if self.soft_faults { DRM_ASAHI_FEATURE_SOFT_FAULTS } else { 0 },
+            gpu_generation: 13,
+            gpu_variant: b'G' as u32,
+            gpu_revision: 0x11,
+            chip_id: 0x8103,
+            num_dies: 1,
+            num_clusters_total: 1,
+            num_cores_per_cluster: 8,
+            max_frequency_khz: 1_278_000,
+            vm_start: VM_START,
+            vm_end: VM_END,
+            vm_kernel_min_size: VM_KERNEL_MIN_SIZE,
+            max_commands_per_submission: MAX_COMMANDS_PER_SUBMISSION,
+            max_attachments: MAX_ATTACHMENTS,
+            command_timestamp_frequency_hz: TIMESTAMP_FREQUENCY_HZ,
+            ..Default::default()
+        };
+        p.core_masks[0] = 0xff;
+        p
+    }
+
+    /// Param group 1: the fault-report extension.
+    pub fn params_fault_ext(&self) -> ext::drm_asahi_params_fault_ext {
+        let mut features =
+            ext::DRM_ASAHI_FAULT_EXT_FEATURE_RESULTS | ext::DRM_ASAHI_FAULT_EXT_FEATURE_QUEUE_STATE;
+        if self.policy == RecoveryPolicy::Replay {
+            features |= ext::DRM_ASAHI_FAULT_EXT_FEATURE_REPLAY;
+        }
+        ext::drm_asahi_params_fault_ext {
+            version: ext::DRM_ASAHI_FAULT_EXT_VERSION,
+            result_size: core::mem::size_of::<ext::drm_asahi_ext_result>() as u32,
+            features,
+            replay_limit: self.replay_limit,
+            recovery_policy: self.policy.to_raw(),
+            hang_timeout_ns: self.hang_timeout_ns,
+        }
+    }
+}
