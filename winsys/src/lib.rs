@@ -1,5 +1,6 @@
-//! `agx-winsys`: the userspace runtime between Mesa's AGX drivers and the Linux `asahi` kernel
-//! driver (or the embedded simulated device).
+//! `agx-winsys` (being assembled).
 #![deny(unsafe_code)]
 
+pub mod analysis;
 pub mod outcome;
+pub mod vulkan;

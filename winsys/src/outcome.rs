@@ -62,8 +62,12 @@ pub struct FaultInfo {
 
 impl FaultInfo {
     /// A fault about which nothing is known (upstream uAPI).
-    pub const UNKNOWN: FaultInfo =
-        FaultInfo { kind: FaultKind::Unknown, unit: FaultUnit::Unknown, write: false, address: None };
+    pub const UNKNOWN: FaultInfo = FaultInfo {
+        kind: FaultKind::Unknown,
+        unit: FaultUnit::Unknown,
+        write: false,
+        address: None,
+    };
 
     /// Decodes the extension's fault record.
     pub fn from_raw(raw: &ext::drm_asahi_ext_fault) -> FaultInfo {
@@ -110,7 +114,10 @@ pub enum JobOutcome {
     /// Ended by the watchdog: this job hung.
     TimedOut,
     /// Stopped while running (or torn down with its queue).
-    Killed { guilt: Guilt, fault: Option<FaultInfo> },
+    Killed {
+        guilt: Guilt,
+        fault: Option<FaultInfo>,
+    },
     /// Never ran: its queue was banned before it started, or the submit was refused.
     Cancelled,
     /// The device is gone (firmware crash).
@@ -170,11 +177,20 @@ impl JobOutcome {
     pub fn from_fence_error(error: i32) -> JobOutcome {
         match -error {
             0 => JobOutcome::Complete,
-            libc::EIO => JobOutcome::Faulted { fault: FaultInfo::UNKNOWN, guilt: Guilt::Unknown },
+            libc::EIO => JobOutcome::Faulted {
+                fault: FaultInfo::UNKNOWN,
+                guilt: Guilt::Unknown,
+            },
             libc::ETIMEDOUT | libc::ETIME => JobOutcome::TimedOut,
             libc::ENODEV => JobOutcome::DeviceGone,
-            libc::ECANCELED | libc::ESRCH => JobOutcome::Killed { guilt: Guilt::Unknown, fault: None },
-            _ => JobOutcome::Faulted { fault: FaultInfo::UNKNOWN, guilt: Guilt::Unknown },
+            libc::ECANCELED | libc::ESRCH => JobOutcome::Killed {
+                guilt: Guilt::Unknown,
+                fault: None,
+            },
+            _ => JobOutcome::Faulted {
+                fault: FaultInfo::UNKNOWN,
+                guilt: Guilt::Unknown,
+            },
         }
     }
 }
@@ -213,15 +229,27 @@ mod tests {
         );
         rec.status = ext::DRM_ASAHI_EXT_STATUS_KILLED;
         rec.guilt = ext::DRM_ASAHI_EXT_GUILT_INNOCENT;
-        assert_eq!(JobOutcome::from_record(&rec).unwrap().guilt(), Some(Guilt::Innocent));
+        assert_eq!(
+            JobOutcome::from_record(&rec).unwrap().guilt(),
+            Some(Guilt::Innocent)
+        );
     }
 
     #[test]
     fn fence_errors_decode() {
         assert_eq!(JobOutcome::from_fence_error(0), JobOutcome::Complete);
-        assert_eq!(JobOutcome::from_fence_error(-libc::ETIMEDOUT), JobOutcome::TimedOut);
-        assert_eq!(JobOutcome::from_fence_error(-libc::ENODEV), JobOutcome::DeviceGone);
-        assert_eq!(JobOutcome::from_fence_error(-libc::EIO).guilt(), Some(Guilt::Unknown));
+        assert_eq!(
+            JobOutcome::from_fence_error(-libc::ETIMEDOUT),
+            JobOutcome::TimedOut
+        );
+        assert_eq!(
+            JobOutcome::from_fence_error(-libc::ENODEV),
+            JobOutcome::DeviceGone
+        );
+        assert_eq!(
+            JobOutcome::from_fence_error(-libc::EIO).guilt(),
+            Some(Guilt::Unknown)
+        );
         assert!(!JobOutcome::from_fence_error(-libc::ECANCELED).succeeded());
     }
 }

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The project's test command (README "Test"): installs what a fresh Debian 12 machine lacks,
+# then runs every check CI runs. Each step prints a header; the script stops at the first
+# failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+# --- 1. System packages -------------------------------------------------------------------
+# lavapipe + the Vulkan loader (layer tests), meson/ninja (C ABI tests), QEMU + a Debian
+# kernel + busybox (real-kernel differential test), valgrind (C tests under a checker).
+PKGS=(mesa-vulkan-drivers libvulkan1 vulkan-tools meson ninja-build pkg-config
+      qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod valgrind)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        step "installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    else
+        echo "missing packages: ${missing[*]}" >&2
+        echo "install them (as root: apt-get install ${missing[*]}) and run again" >&2
+        exit 1
+    fi
+fi
+
+# --- 2. Rust checks -----------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+step "cargo test --workspace"
+cargo test --workspace
+
+# --- 3. Optional parts, each skipped only if its directory does not exist yet ------------
+if [ -f meson.build ]; then
+    step "meson: static library + C tests"
+    rm -rf build/meson
+    meson setup build/meson >/dev/null
+    meson compile -C build/meson
+    meson test -C build/meson --print-errorlogs
+fi
+if [ -x tests/kernel-diff/run.sh ]; then
+    step "real-kernel differential test (QEMU/TCG)"
+    tests/kernel-diff/run.sh
+fi
+
+# --- 4. The main job ------------------------------------------------------------------------
+step "agx-fault-suite (embedded simulated device)"
+cargo run --release -q -p agx-fault-suite -- demo
