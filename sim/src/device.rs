@@ -238,7 +238,7 @@ impl SimFile {
     fn dispatch(&self, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
         use agx_uapi::asahi::*;
         let nr = ioc_nr(cmd);
-        if nr >= DRM_COMMAND_BASE {
+        if (DRM_COMMAND_BASE..DRM_COMMAND_END).contains(&nr) {
             // Driver ioctls: a crashed GPU refuses everything but teardown.
             let teardown = cmd == DRM_IOCTL_ASAHI_VM_DESTROY || cmd == DRM_IOCTL_ASAHI_QUEUE_DESTROY;
             if !teardown && self.shared.lock().gpu.crashed {

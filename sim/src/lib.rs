@@ -1,4 +1,32 @@
-//! `agx-sim`: the embedded simulated asahi device (being assembled).
+//! `agx-sim`: the embedded simulated asahi device.
+//!
+//! A model of what userspace can observe of the Linux `asahi` kernel driver, the AGX firmware and
+//! the GPU, behind the same boundary a render node has: ioctl numbers and argument bytes in,
+//! errno out, BOs mapped through their mmap offsets, sync objects exported as pollable fds.
+//! It exists because no machine we test on has AGX hardware and Mesa's drm-shim cannot fail a
+//! job. See `docs/sim-command-stream.md` for the GPU's command language and
+//! `docs/uapi-fault-extension.md` for the fault-report extension it implements.
+//!
+//! Layout: `device` (open files, DRM core ioctls, dispatch), `ioctl` (asahi ioctls), `submit`
+//! and `cmdbuf` (the submit path), `bo`/`mem`/`vm` (memory), `gpu` (firmware, scheduling,
+//! execution and recovery), `sync` (fences, sync objects, sync_file), `trace`.
 #![deny(unsafe_code)]
 
+pub mod bo;
+pub mod cmdbuf;
+pub mod config;
+pub mod device;
+pub mod gpu;
+mod ioctl;
+pub mod mem;
+pub mod stream;
+mod submit;
+pub mod sync;
+pub mod trace;
 pub mod uaccess;
+pub mod vm;
+
+pub use config::{RecoveryPolicy, SimConfig, PAGE_SIZE};
+pub use device::{SimDevice, SimFile};
+pub use gpu::Injection;
+pub use rustix::io::Errno;
