@@ -76,7 +76,10 @@ fn inode(fd: BorrowedFd<'_>) -> Result<(u64, u64), Errno> {
     Ok((st.st_dev, st.st_ino))
 }
 
-fn registry() -> &'static Mutex<HashMap<(u64, u64), Weak<Bo>>> {
-    static REG: OnceLock<Mutex<HashMap<(u64, u64), Weak<Bo>>>> = OnceLock::new();
+/// Exported BOs by the (device, inode) of their memfd.
+type Registry = Mutex<HashMap<(u64, u64), Weak<Bo>>>;
+
+fn registry() -> &'static Registry {
+    static REG: OnceLock<Registry> = OnceLock::new();
     REG.get_or_init(Default::default)
 }

@@ -42,7 +42,7 @@ impl RmwFn {
         match self {
             RmwFn::Add => d.wrapping_add(s),
             RmwFn::Xor => d ^ s,
-            RmwFn::Average => ((d as u16 + s as u16 + 1) / 2) as u8,
+            RmwFn::Average => (d as u16 + s as u16).div_ceil(2) as u8,
             RmwFn::Max => d.max(s),
         }
     }
