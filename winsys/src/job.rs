@@ -1,0 +1,193 @@
+//! Submitted jobs: their out-fence and, once it signals, their outcome.
+
+use std::sync::{Arc, OnceLock};
+
+use agx_uapi::fault_ext as ext;
+use rustix::io::Errno;
+
+use crate::cmd::ResultRecord;
+use crate::error::{Error, Result};
+use crate::outcome::{FaultInfo, Guilt, JobOutcome};
+use crate::queue::{QueueShared, RING_SLOTS, SLOT_BYTES};
+use crate::sync::{Deadline, FenceStatus, SyncObj, WaitFlags};
+use std::sync::atomic::Ordering;
+
+/// One submission: one or more hardware commands (several kernel submits if it was split).
+#[derive(Debug)]
+pub struct Job {
+    queue: Arc<QueueShared>,
+    first_point: u64,
+    last_point: u64,
+    first_seqno: u64,
+    commands: u32,
+    record: ResultRecord,
+    outcome: OnceLock<JobOutcome>,
+}
+
+impl Job {
+    pub(crate) fn new(
+        queue: Arc<QueueShared>,
+        first_point: u64,
+        last_point: u64,
+        first_seqno: u64,
+        commands: u32,
+        record: ResultRecord,
+    ) -> Job {
+        Job {
+            queue,
+            first_point,
+            last_point,
+            first_seqno,
+            commands,
+            record,
+            outcome: OnceLock::new(),
+        }
+    }
+
+    /// The out-fence: the queue's timeline object and the point that signals when the whole
+    /// job is done (whatever its outcome).
+    pub fn fence(&self) -> (&SyncObj, u64) {
+        (&self.queue.timeline, self.last_point)
+    }
+
+    /// Kernel sequence numbers of the job's commands on its queue.
+    pub fn seqnos(&self) -> std::ops::Range<u64> {
+        self.first_seqno..self.first_seqno + self.commands as u64
+    }
+
+    /// Waits for the job until `deadline` and returns its outcome; `Error::Timeout` if it has
+    /// not finished by then.
+    pub fn wait(&self, deadline: Deadline) -> Result<JobOutcome> {
+        if let Some(o) = self.outcome.get() {
+            return Ok(*o);
+        }
+        self.queue
+            .timeline
+            .wait(Some(self.last_point), deadline, WaitFlags::default())?;
+        let o = self.read_outcome()?;
+        Ok(*self.outcome.get_or_init(|| o))
+    }
+
+    /// The outcome if the job has finished, without blocking.
+    pub fn poll(&self) -> Result<Option<JobOutcome>> {
+        match self.wait(Deadline::NOW) {
+            Ok(o) => Ok(Some(o)),
+            Err(Error::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads the outcome of a finished job: result records with the extension, else the
+    /// fence errors. The job's outcome is its worst command's.
+    fn read_outcome(&self) -> Result<JobOutcome> {
+        let mut worst = JobOutcome::Complete;
+        let submitted = self.queue.seqno.load(Ordering::Acquire);
+        let overwritten = submitted.saturating_sub(self.first_seqno) >= RING_SLOTS;
+        if let (Some(ring), false) = (&self.queue.ring, overwritten) {
+            let map = ring.bo.map()?;
+            let mut all_records = true;
+            let size = self.record.size();
+            for seqno in self.seqnos() {
+                let mut rec = ext::drm_asahi_ext_result::default();
+                let off = ((seqno - 1) % RING_SLOTS) * SLOT_BYTES;
+                map.read(off as usize, &mut bytemuck::bytes_of_mut(&mut rec)[..size])
+                    .map_err(crate::error::kernel("result read"))?;
+                let seqno_ok = self.record == ResultRecord::StatusOnly || rec.seqno == seqno;
+                match JobOutcome::from_record(&rec) {
+                    Some(o) if seqno_ok => worst = worse(worst, o),
+                    // Never written (a split submit refused half-way): fall back to the fence.
+                    _ => all_records = false,
+                }
+            }
+            if all_records {
+                return Ok(worst);
+            }
+        }
+        for point in self.first_point..=self.last_point {
+            match self.queue.timeline.status(Some(point))? {
+                FenceStatus::Error(e) => worst = worse(worst, JobOutcome::from_fence_error(e)),
+                FenceStatus::Signaled => {}
+                FenceStatus::Pending => {
+                    return Err(Error::Kernel {
+                        call: "fence status",
+                        errno: Errno::BUSY,
+                    })
+                }
+            }
+        }
+        Ok(worst)
+    }
+}
+
+/// Severity order of outcomes: the device going away beats a fault, beats a kill, beats a
+/// cancellation, beats a replay, beats a clean run.
+fn rank(o: &JobOutcome) -> u32 {
+    match o {
+        JobOutcome::Complete => 0,
+        JobOutcome::Replayed(_) => 1,
+        JobOutcome::Cancelled => 2,
+        JobOutcome::Killed { .. } => 3,
+        JobOutcome::Faulted { .. } | JobOutcome::TimedOut => 4,
+        JobOutcome::DeviceGone => 5,
+    }
+}
+
+fn worse(a: JobOutcome, b: JobOutcome) -> JobOutcome {
+    match (a, b) {
+        (JobOutcome::Replayed(x), JobOutcome::Replayed(y)) => JobOutcome::Replayed(x.max(y)),
+        _ if rank(&b) > rank(&a) => b,
+        _ => a,
+    }
+}
+
+impl JobOutcome {
+    /// The outcome of a submit the kernel refused: `ECANCELED` (banned queue) is a cancelled
+    /// job, `ENODEV` a gone device; anything else is not an outcome but an error to report.
+    pub fn from_submit_error(e: &Error) -> Option<JobOutcome> {
+        match e {
+            Error::Kernel {
+                call: "SUBMIT",
+                errno,
+            } if *errno == Errno::CANCELED => Some(JobOutcome::Cancelled),
+            Error::Kernel { errno, .. } if *errno == Errno::NODEV => Some(JobOutcome::DeviceGone),
+            _ => None,
+        }
+    }
+}
+
+/// A queue's state as the kernel reports it (`QUEUE_GET_STATE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueState {
+    pub banned: bool,
+    /// Why it was banned, when the kernel says.
+    pub guilt: Option<Guilt>,
+    /// Recoveries that touched this queue.
+    pub reset_count: u32,
+    /// The command whose fate banned the queue.
+    pub ban_seqno: u64,
+    pub fault: Option<FaultInfo>,
+}
+
+impl QueueState {
+    pub(crate) fn from_raw(s: &ext::drm_asahi_ext_queue_get_state) -> Result<QueueState> {
+        let banned = s.flags & ext::DRM_ASAHI_EXT_QUEUE_BANNED != 0;
+        let guilt = if s.flags & ext::DRM_ASAHI_EXT_QUEUE_GUILTY != 0 {
+            Some(Guilt::Guilty)
+        } else if s.flags & ext::DRM_ASAHI_EXT_QUEUE_INNOCENT != 0 {
+            Some(Guilt::Innocent)
+        } else if banned {
+            Some(Guilt::Unknown)
+        } else {
+            None
+        };
+        let fault = (s.fault.fault_type != ext::DRM_ASAHI_EXT_FAULT_NONE)
+            .then(|| FaultInfo::from_raw(&s.fault));
+        Ok(QueueState {
+            banned,
+            guilt,
+            reset_count: s.reset_count,
+            ban_seqno: s.ban_seqno,
+            fault,
+        })
+    }
+}

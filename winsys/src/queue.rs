@@ -1,0 +1,324 @@
+//! Queues and submission.
+//!
+//! A queue owns a timeline sync object: submission `n` of the queue signals point `n`, which is
+//! the job's out-fence. With the fault-report extension it also owns a ring of result slots in
+//! one BO: the kernel's 1-based command sequence number `s` writes slot `(s - 1) % RING_SLOTS`,
+//! so no submit allocates, and a record's `seqno` field tells whether it was reused since.
+//!
+//! A command buffer longer than `max_commands_per_submission` is split into several submits,
+//! each waiting on the previous one's timeline point (which carries the first one's in-syncs)
+//! and only the last signalling the caller's out-syncs, so order and synchronization hold.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use agx_uapi::asahi::*;
+use agx_uapi::fault_ext as ext;
+
+use crate::bo::{Bo, BoFlags};
+use crate::cmd::{CommandBuffer, JobInfoSlot};
+use crate::error::{Error, Result};
+use crate::ioctl;
+use crate::job::{Job, QueueState};
+use crate::sync::{Deadline, SyncObj, WaitFlags};
+use crate::vm::Vm;
+use crate::Device;
+
+/// Result slots per queue.
+pub const RING_SLOTS: u64 = 4096;
+/// Stride of the result slots: room for the largest record (with timestamps): 256 KiB a queue.
+pub const SLOT_BYTES: u64 = core::mem::size_of::<ext::drm_asahi_ext_result>() as u64;
+
+/// Scheduling priority.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+    Realtime,
+}
+
+impl Priority {
+    fn raw(self) -> u32 {
+        match self {
+            Priority::Low => DRM_ASAHI_PRIORITY_LOW,
+            Priority::Medium => DRM_ASAHI_PRIORITY_MEDIUM,
+            Priority::High => DRM_ASAHI_PRIORITY_HIGH,
+            Priority::Realtime => DRM_ASAHI_PRIORITY_REALTIME,
+        }
+    }
+}
+
+/// A sync object and, for a timeline, a point.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncPoint<'a> {
+    pub obj: &'a SyncObj,
+    pub point: Option<u64>,
+}
+
+impl<'a> SyncPoint<'a> {
+    pub fn binary(obj: &'a SyncObj) -> Self {
+        SyncPoint { obj, point: None }
+    }
+
+    pub fn timeline(obj: &'a SyncObj, point: u64) -> Self {
+        SyncPoint {
+            obj,
+            point: Some(point),
+        }
+    }
+
+    fn raw(&self) -> drm_asahi_sync {
+        match self.point {
+            None => drm_asahi_sync {
+                sync_type: DRM_ASAHI_SYNC_SYNCOBJ,
+                handle: self.obj.handle(),
+                timeline_value: 0,
+            },
+            Some(p) => drm_asahi_sync {
+                sync_type: DRM_ASAHI_SYNC_TIMELINE_SYNCOBJ,
+                handle: self.obj.handle(),
+                timeline_value: p,
+            },
+        }
+    }
+}
+
+/// Per-queue ring of result records.
+#[derive(Debug)]
+pub(crate) struct ResultRing {
+    pub(crate) bo: Bo,
+}
+
+#[derive(Debug)]
+struct Submitting {
+    next_point: u64,
+    /// Kernel sequence numbers handed out so far on this queue.
+    seqno: u64,
+    /// Highest timeline point known complete.
+    completed: u64,
+    cmdbuf: Vec<u8>,
+    syncs: Vec<drm_asahi_sync>,
+    /// Timeline point of the submit that last used each result slot (0: never).
+    slot_points: Vec<u64>,
+}
+
+/// What a job needs after its queue is gone: the timeline and the result ring.
+#[derive(Debug)]
+pub(crate) struct QueueShared {
+    pub(crate) timeline: SyncObj,
+    pub(crate) ring: Option<ResultRing>,
+    /// Kernel sequence numbers handed out so far: a job whose first command is more than
+    /// `RING_SLOTS` behind has had its records overwritten.
+    pub(crate) seqno: AtomicU64,
+}
+
+#[derive(Debug)]
+pub(crate) struct QueueInner {
+    pub(crate) dev: Device,
+    pub(crate) vm: Vm,
+    pub(crate) id: u32,
+    pub(crate) shared: Arc<QueueShared>,
+    submitting: Mutex<Submitting>,
+}
+
+impl Drop for QueueInner {
+    fn drop(&mut self) {
+        // Pending work is killed by the kernel (fences signal -ECANCELED).
+        let _ = ioctl::queue_destroy(self.dev.kernel(), self.id);
+    }
+}
+
+/// A scheduling queue on a VM.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    pub(crate) inner: Arc<QueueInner>,
+}
+
+impl Queue {
+    /// Creates a queue on `vm`; its USC base is the VM's shader window.
+    pub fn new(vm: &Vm, priority: Priority) -> Result<Queue> {
+        let dev = vm.device().clone();
+        let id = ioctl::queue_create(dev.kernel(), vm.id(), priority.raw(), vm.usc_base())?;
+        let timeline = SyncObj::new(&dev, false);
+        let ring = match dev.fault_ext() {
+            Some(e) if e.results => Some(ResultRing {
+                bo: Bo::new(&dev, RING_SLOTS * SLOT_BYTES, BoFlags::WRITEBACK, None)?,
+            }),
+            _ => None,
+        };
+        let timeline = match timeline {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = ioctl::queue_destroy(dev.kernel(), id);
+                return Err(e);
+            }
+        };
+        let slot_points = if ring.is_some() {
+            vec![0; RING_SLOTS as usize]
+        } else {
+            Vec::new()
+        };
+        let submitting = Submitting {
+            next_point: 1,
+            seqno: 0,
+            completed: 0,
+            cmdbuf: Vec::with_capacity(4096),
+            syncs: Vec::with_capacity(16),
+            slot_points,
+        };
+        let shared = Arc::new(QueueShared {
+            timeline,
+            ring,
+            seqno: AtomicU64::new(0),
+        });
+        Ok(Queue {
+            inner: Arc::new(QueueInner {
+                dev,
+                vm: vm.clone(),
+                id,
+                shared,
+                submitting: Mutex::new(submitting),
+            }),
+        })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.inner.id
+    }
+
+    pub fn vm(&self) -> &Vm {
+        &self.inner.vm
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.inner.dev
+    }
+
+    /// Submits `cb`, waiting on `waits` and signalling `signals` when all of it is done.
+    pub fn submit(
+        &self,
+        cb: &CommandBuffer,
+        waits: &[SyncPoint<'_>],
+        signals: &[SyncPoint<'_>],
+    ) -> Result<Job> {
+        let q = &self.inner;
+        let sh = &*q.shared;
+        let k = q.dev.kernel();
+        if waits
+            .iter()
+            .chain(signals)
+            .any(|s| !s.obj.device().same(&q.dev))
+        {
+            return Err(Error::InvalidArgument("sync object of another device"));
+        }
+        let total = cb.hw_command_count();
+        if total == 0 {
+            return Err(Error::InvalidArgument("empty command buffer"));
+        }
+        let max = q.dev.params().max_commands_per_submission.max(1) as usize;
+        let mut st = q.submitting.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *st;
+        let first_seqno = st.seqno + 1;
+        let first_point = st.next_point;
+        let mut start = 0;
+        while start < total {
+            let end = (start + max).min(total);
+            let chunk_seqno = st.seqno + 1;
+            let point = st.next_point;
+            if sh.ring.is_some() {
+                reclaim_slots(sh, st, chunk_seqno, (end - start) as u64)?;
+            }
+            let ring_handle = sh.ring.as_ref().map(|r| r.bo.handle());
+            let slot = |i: usize| -> Option<JobInfoSlot> {
+                let handle = ring_handle?;
+                let seqno = chunk_seqno + (i - start) as u64;
+                Some(JobInfoSlot {
+                    handle,
+                    offset: ((seqno - 1) % RING_SLOTS) * SLOT_BYTES,
+                })
+            };
+            cb.encode(start..end, &slot, &mut st.cmdbuf);
+            st.syncs.clear();
+            if start == 0 {
+                st.syncs.extend(waits.iter().map(SyncPoint::raw));
+            } else {
+                st.syncs
+                    .push(SyncPoint::timeline(&sh.timeline, point - 1).raw());
+            }
+            let in_count = st.syncs.len();
+            st.syncs
+                .push(SyncPoint::timeline(&sh.timeline, point).raw());
+            if end == total {
+                st.syncs.extend(signals.iter().map(SyncPoint::raw));
+            }
+            ioctl::submit(k, q.id, &st.syncs, in_count, &st.cmdbuf)?;
+            for s in chunk_seqno..chunk_seqno + (end - start) as u64 {
+                if let Some(p) = st.slot_points.get_mut(((s - 1) % RING_SLOTS) as usize) {
+                    *p = point;
+                }
+            }
+            st.next_point += 1;
+            st.seqno += (end - start) as u64;
+            sh.seqno.store(st.seqno, Ordering::Release);
+            start = end;
+        }
+        Ok(Job::new(
+            q.shared.clone(),
+            first_point,
+            st.next_point - 1,
+            first_seqno,
+            total as u32,
+            cb.result_record(),
+        ))
+    }
+
+    /// The kernel's view of the queue (fault-report extension only).
+    pub fn state(&self) -> Result<QueueState> {
+        match self.inner.dev.fault_ext() {
+            Some(e) if e.queue_state => QueueState::from_raw(&ioctl::queue_get_state(
+                self.inner.dev.kernel(),
+                self.inner.id,
+            )?),
+            _ => Err(Error::Unsupported(
+                "QUEUE_GET_STATE needs the fault-report extension",
+            )),
+        }
+    }
+
+    /// Waits until everything submitted so far is done.
+    pub fn wait_idle(&self, deadline: Deadline) -> Result<()> {
+        let last = self
+            .inner
+            .submitting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_point
+            - 1;
+        if last == 0 {
+            return Ok(());
+        }
+        self.inner
+            .shared
+            .timeline
+            .wait(Some(last), deadline, WaitFlags::default())
+    }
+}
+
+/// Before slots are reused, the commands that used them must be done: their records are read
+/// by their jobs. Waits (bounded) for the oldest such submit if needed.
+fn reclaim_slots(q: &QueueShared, st: &mut Submitting, first: u64, count: u64) -> Result<()> {
+    let mut need = 0;
+    for s in first..first + count {
+        need = need.max(st.slot_points[((s - 1) % RING_SLOTS) as usize]);
+    }
+    if need > st.completed {
+        q.timeline.wait(
+            Some(need),
+            Deadline::After(std::time::Duration::from_secs(60)),
+            WaitFlags::default(),
+        )?;
+        st.completed = need;
+    }
+    Ok(())
+}
