@@ -16,6 +16,7 @@ pub mod error;
 pub mod ioctl;
 pub mod job;
 pub mod kernel;
+pub mod kit;
 pub mod outcome;
 pub mod params;
 pub mod queue;

@@ -203,6 +203,8 @@ impl Deps {
 }
 
 /// The hardware payload of a command.
+// Not boxed: commands live in one Vec, and a box would cost an allocation per render pass.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandKind {
     /// A render pass (`DRM_ASAHI_CMD_RENDER`).
