@@ -139,21 +139,19 @@ impl Queue {
     /// Creates a queue on `vm`; its USC base is the VM's shader window.
     pub fn new(vm: &Vm, priority: Priority) -> Result<Queue> {
         let dev = vm.device().clone();
-        let id = ioctl::queue_create(dev.kernel(), vm.id(), priority.raw(), vm.usc_base())?;
-        let timeline = SyncObj::new(&dev, false);
+        // Everything that can fail comes before the kernel queue, so nothing needs undoing.
+        let timeline = SyncObj::new(&dev, false)?;
         let ring = match dev.fault_ext() {
-            Some(e) if e.results => Some(ResultRing {
-                bo: Bo::new(&dev, RING_SLOTS * SLOT_BYTES, BoFlags::WRITEBACK, None)?,
-            }),
+            Some(e) if e.results => {
+                let bo = Bo::new(&dev, RING_SLOTS * SLOT_BYTES, BoFlags::WRITEBACK, None)?;
+                // Mapped now, so reading an outcome never needs an ioctl (it works on a dead
+                // device too).
+                bo.map()?;
+                Some(ResultRing { bo })
+            }
             _ => None,
         };
-        let timeline = match timeline {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = ioctl::queue_destroy(dev.kernel(), id);
-                return Err(e);
-            }
-        };
+        let id = ioctl::queue_create(dev.kernel(), vm.id(), priority.raw(), vm.usc_base())?;
         let slot_points = if ring.is_some() {
             vec![0; RING_SLOTS as usize]
         } else {
