@@ -1,4 +1,4 @@
-//! Decoding a flat cmdbuf back into typed items: the inverse of [`super::encode`], for tests,
+//! Decoding a flat cmdbuf back into typed items: the inverse of [`super::encode()`], for tests,
 //! traces and the fault suite.
 //!
 //! Two levels:

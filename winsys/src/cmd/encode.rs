@@ -45,7 +45,7 @@
 //! before `i` in the range, or `0` when there is none.
 //!
 //! The barrier on a command's own subqueue is implicit in the kernel (subqueues are in order);
-//! it is still encoded from the [`Deps`] as given.
+//! it is still encoded from the [`Deps`](super::Deps) as given.
 
 use core::ops::Range;
 

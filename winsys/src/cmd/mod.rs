@@ -9,7 +9,7 @@
 //!   restartability analysis ([`crate::analysis`]) needs.
 //! - [`CommandBuffer`]: an ordered list of [`Command`]s. Adding a command validates it, runs the
 //!   analysis and stores the [`Verdict`] with it.
-//! - [`encode`] ([`CommandBuffer::encode`]): writes the commands of a range as one cmdbuf, with
+//! - [`encode()`] ([`CommandBuffer::encode`]): writes the commands of a range as one cmdbuf, with
 //!   attachment commands, job infos (fault-report extension) and barriers remapped for the
 //!   range, so a long command buffer can be split into several submits.
 //! - [`decode`](mod@decode): the inverse, for tests and the fault suite.
@@ -220,6 +220,7 @@ pub struct Command {
     deps: Deps,
     verdict: Verdict,
     reloads: bool,
+    reloads_zs: bool,
     /// Commands of each subqueue before this one in the command buffer.
     before: [u32; 2],
 }
@@ -254,6 +255,13 @@ impl Command {
     /// without an access description (unknown, so assumed), false for compute.
     pub fn reloads_attachment(&self) -> bool {
         self.reloads
+    }
+
+    /// Whether the depth or stencil aspect is loaded: exactly the old
+    /// `SET_WHEN_RELOADING_Z_OR_S` hint. True for a render pass without an access description,
+    /// false for compute.
+    pub fn reloads_depth_stencil(&self) -> bool {
+        self.reloads_zs
     }
 
     /// The vertex, fragment and compute attachment lists the command needs in force.
@@ -299,7 +307,7 @@ impl CommandBuffer {
     }
 
     /// Which result record job infos ask for (default [`ResultRecord::Fault`], 48 bytes): the
-    /// slots handed to [`encode`] must be that large.
+    /// slots handed to [`encode()`] must be that large.
     pub fn set_result_record(&mut self, record: ResultRecord) {
         self.record = record;
     }
@@ -364,18 +372,22 @@ impl CommandBuffer {
                 Ok(())
             }
         };
-        let (verdict, reloads, sub) = match &kind {
+        let (verdict, (reloads, reloads_zs), sub) = match &kind {
             CommandKind::Render(r) => {
                 r.validate()?;
                 check(&r.vertex_attachments)?;
                 check(&r.fragment_attachments)?;
                 match &r.access {
-                    Some(pass) => (pass.analyse(), pass.reloads_attachment(), Subqueue::Render),
+                    Some(pass) => (
+                        pass.analyse(),
+                        (pass.reloads_attachment(), pass.reloads_depth_stencil()),
+                        Subqueue::Render,
+                    ),
                     None => (
                         Verdict {
                             reasons: Reasons::UNKNOWN_ACCESS,
                         },
-                        true,
+                        (true, true),
                         Subqueue::Render,
                     ),
                 }
@@ -389,7 +401,7 @@ impl CommandBuffer {
                         reasons: Reasons::COMPUTE_UNDECLARED,
                     },
                 };
-                (verdict, false, Subqueue::Compute)
+                (verdict, (false, false), Subqueue::Compute)
             }
         };
         let before = self.counts;
@@ -399,6 +411,7 @@ impl CommandBuffer {
             deps,
             verdict,
             reloads,
+            reloads_zs,
             before,
         });
         Ok(index)
@@ -462,7 +475,7 @@ impl CommandBuffer {
         self.counts = [0; 2];
     }
 
-    /// Encodes commands `range` into `out`; see [`encode`].
+    /// Encodes commands `range` into `out`; see [`encode()`].
     pub fn encode(
         &self,
         range: core::ops::Range<usize>,

@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use super::decode::{decode, decode_commands, AttachmentTarget, DecodeError, Payload};
 use super::*;
 use crate::analysis::{
-    ColorAttachment, ComputeCommand, Dispatch, LoadOp, Region, RenderPass, StoreOp, Va,
+    ColorAttachment, ComputeCommand, DepthStencilAttachment, Dispatch, LoadOp, Region, RenderPass,
+    StoreOp, Va,
 };
 
 const NONE: u16 = DRM_ASAHI_BARRIER_NONE;
@@ -642,6 +643,24 @@ fn job_info_from_verdicts() {
         .map(Command::reloads_attachment)
         .collect();
     assert_eq!(reloads, [false, true, true, false, false, false]);
+    let zs: Vec<bool> = cb
+        .commands()
+        .iter()
+        .map(Command::reloads_depth_stencil)
+        .collect();
+    assert_eq!(zs, [false, false, true, false, false, false]);
+    let mut zcb = CommandBuffer::new(1);
+    zcb.render(RenderDesc {
+        access: Some(
+            RenderPass::new().depth(
+                DepthStencilAttachment::new(rt(5), LoadOp::Load, StoreOp::Store).read_only(),
+            ),
+        ),
+        ..render(64)
+    })
+    .unwrap();
+    let z = &zcb.commands()[0];
+    assert!(z.reloads_depth_stencil() && z.reloads_attachment() && z.verdict().restartable());
 
     let slot = |i: usize| {
         (i != 5).then(|| JobInfoSlot {
