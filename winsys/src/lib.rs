@@ -26,6 +26,7 @@ pub mod va;
 pub mod vm;
 pub mod vulkan;
 
+pub use agx_sim::Injection;
 pub use bo::{Bo, BoFlags};
 pub use device::{Device, DeviceSpec, SimOptions};
 pub use error::{Error, Result};

@@ -44,6 +44,13 @@ pub trait KernelFile: Send + Sync + std::fmt::Debug {
     fn simulator(&self) -> Option<&agx_sim::SimDevice> {
         None
     }
+
+    /// Test hook: makes the next command to start on `queue_id` fault or hang (simulated
+    /// device only; real GPUs fault on their own). `ENOTSUP` elsewhere.
+    fn inject(&self, queue_id: u32, injection: agx_sim::Injection) -> Result<(), Errno> {
+        let _ = (queue_id, injection);
+        Err(Errno::NOTSUP)
+    }
 }
 
 /// A CPU mapping of a BO, unmapped on drop.

@@ -51,4 +51,8 @@ impl KernelFile for SimBackend {
     fn simulator(&self) -> Option<&SimDevice> {
         Some(&self.device)
     }
+
+    fn inject(&self, queue_id: u32, injection: agx_sim::Injection) -> Result<(), Errno> {
+        self.device.inject(&self.file, queue_id, injection)
+    }
 }
