@@ -153,9 +153,18 @@ impl SyncObj {
         wait_many(&self.dev, &[(self, point)], true, deadline, flags).map(|_| ())
     }
 
-    /// Exports the fence (at `point`) as a sync_file fd.
+    /// Exports the fence (at `point`) as a sync_file fd. Kernels before the `TIMELINE` flag of
+    /// `HANDLE_TO_FD` (e.g. 6.1) refuse a point with `EINVAL`; the point is then moved to a
+    /// temporary binary object first, which every kernel with timelines supports.
     pub fn export_sync_file(&self, point: Option<u64>) -> Result<OwnedFd> {
-        ioctl::syncobj_export_sync_file(self.dev.kernel(), self.handle, point)
+        match ioctl::syncobj_export_sync_file(self.dev.kernel(), self.handle, point) {
+            Err(Error::Kernel { errno, .. }) if errno == Errno::INVAL && point.is_some() => {
+                let tmp = SyncObj::new(&self.dev, false)?;
+                tmp.transfer_from(self, point, None)?;
+                ioctl::syncobj_export_sync_file(self.dev.kernel(), tmp.handle, None)
+            }
+            r => r,
+        }
     }
 
     /// Imports a sync_file's fence into this object (at `point`).
