@@ -74,8 +74,17 @@ pub struct SimDevice {
 
 impl SimDevice {
     pub fn new(config: SimConfig) -> SimDevice {
-        let state = State { gpu: Gpu::new(config.clone()), files: BTreeMap::new(), next_file: 1 };
-        SimDevice { shared: Arc::new(Shared { config, state: Mutex::new(state) }) }
+        let state = State {
+            gpu: Gpu::new(config.clone()),
+            files: BTreeMap::new(),
+            next_file: 1,
+        };
+        SimDevice {
+            shared: Arc::new(Shared {
+                config,
+                state: Mutex::new(state),
+            }),
+        }
     }
 
     /// Opens the device, like `open("/dev/dri/renderD128")`.
@@ -84,7 +93,11 @@ impl SimDevice {
         let id = st.next_file;
         st.next_file += 1;
         st.files.insert(id, FileState::default());
-        SimFile { shared: self.shared.clone(), id, syncobjs: Mutex::new(SyncobjTable::default()) }
+        SimFile {
+            shared: self.shared.clone(),
+            id,
+            syncobjs: Mutex::new(SyncobjTable::default()),
+        }
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -106,8 +119,17 @@ impl SimDevice {
     /// Queues a fault injection on `queue_id` of `file`.
     pub fn inject(&self, file: &SimFile, queue_id: u32, inj: Injection) -> Result<(), Errno> {
         let mut st = self.shared.lock();
-        let qid = *st.files.get(&file.id).and_then(|f| f.queues.get(&queue_id)).ok_or(Errno::NOENT)?;
-        st.gpu.queues.get_mut(&qid).ok_or(Errno::NOENT)?.injections.push_back(inj);
+        let qid = *st
+            .files
+            .get(&file.id)
+            .and_then(|f| f.queues.get(&queue_id))
+            .ok_or(Errno::NOENT)?;
+        st.gpu
+            .queues
+            .get_mut(&qid)
+            .ok_or(Errno::NOENT)?
+            .injections
+            .push_back(inj);
         Ok(())
     }
 
@@ -151,8 +173,8 @@ pub struct SimFile {
     pub(crate) syncobjs: Mutex<SyncobjTable>,
 }
 
-/// Kernel struct size of each DRM core and asahi ioctl nr we implement.
-fn kernel_size(nr: u8) -> Option<usize> {
+/// Every DRM core and asahi ioctl the device implements, with the struct size it knows.
+const IOCTLS: [u32; 29] = {
     use agx_uapi::asahi::*;
     use agx_uapi::fault_ext::DRM_IOCTL_ASAHI_EXT_QUEUE_GET_STATE;
     [
@@ -186,30 +208,11 @@ fn kernel_size(nr: u8) -> Option<usize> {
         DRM_IOCTL_ASAHI_SUBMIT,
         DRM_IOCTL_ASAHI_EXT_QUEUE_GET_STATE,
     ]
-    .into_iter()
-    .find(|&c| ioc_nr(c) == nr)
-    .map(ioc_size)
-}
+};
 
-/// The canonical (our) ioctl number for an nr.
-fn canonical(nr: u8) -> u32 {
-    use agx_uapi::asahi::*;
-    use agx_uapi::fault_ext::DRM_IOCTL_ASAHI_EXT_QUEUE_GET_STATE;
-    [
-        DRM_IOCTL_VERSION, DRM_IOCTL_GEM_CLOSE, DRM_IOCTL_GET_CAP, DRM_IOCTL_PRIME_HANDLE_TO_FD,
-        DRM_IOCTL_PRIME_FD_TO_HANDLE, DRM_IOCTL_SYNCOBJ_CREATE, DRM_IOCTL_SYNCOBJ_DESTROY,
-        DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE, DRM_IOCTL_SYNCOBJ_WAIT,
-        DRM_IOCTL_SYNCOBJ_RESET, DRM_IOCTL_SYNCOBJ_SIGNAL, DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT,
-        DRM_IOCTL_SYNCOBJ_QUERY, DRM_IOCTL_SYNCOBJ_TRANSFER, DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL,
-        DRM_IOCTL_SYNCOBJ_EVENTFD, DRM_IOCTL_ASAHI_GET_PARAMS, DRM_IOCTL_ASAHI_GET_TIME,
-        DRM_IOCTL_ASAHI_VM_CREATE, DRM_IOCTL_ASAHI_VM_DESTROY, DRM_IOCTL_ASAHI_VM_BIND,
-        DRM_IOCTL_ASAHI_GEM_CREATE, DRM_IOCTL_ASAHI_GEM_MMAP_OFFSET,
-        DRM_IOCTL_ASAHI_GEM_BIND_OBJECT, DRM_IOCTL_ASAHI_QUEUE_CREATE,
-        DRM_IOCTL_ASAHI_QUEUE_DESTROY, DRM_IOCTL_ASAHI_SUBMIT, DRM_IOCTL_ASAHI_EXT_QUEUE_GET_STATE,
-    ]
-    .into_iter()
-    .find(|&c| ioc_nr(c) == nr)
-    .unwrap_or(0)
+/// Our own number for an ioctl nr (the DRM core dispatches on the nr alone).
+fn canonical(nr: u8) -> Option<u32> {
+    IOCTLS.into_iter().find(|&c| ioc_nr(c) == nr)
 }
 
 impl SimFile {
@@ -221,9 +224,8 @@ impl SimFile {
         if arg.len() != ioc_size(cmd) {
             return Err(Errno::FAULT);
         }
-        let nr = ioc_nr(cmd);
-        let ksize = kernel_size(nr).ok_or(Errno::INVAL)?;
-        let kcmd = canonical(nr);
+        let kcmd = canonical(ioc_nr(cmd)).ok_or(Errno::INVAL)?;
+        let ksize = ioc_size(kcmd);
         let mut kdata = vec![0u8; ksize.max(arg.len())];
         if ioc_dir(cmd) & IOC_WRITE != 0 && ioc_dir(kcmd) & IOC_WRITE != 0 {
             kdata[..arg.len()].copy_from_slice(arg);
@@ -240,7 +242,8 @@ impl SimFile {
         let nr = ioc_nr(cmd);
         if (DRM_COMMAND_BASE..DRM_COMMAND_END).contains(&nr) {
             // Driver ioctls: a crashed GPU refuses everything but teardown.
-            let teardown = cmd == DRM_IOCTL_ASAHI_VM_DESTROY || cmd == DRM_IOCTL_ASAHI_QUEUE_DESTROY;
+            let teardown =
+                cmd == DRM_IOCTL_ASAHI_VM_DESTROY || cmd == DRM_IOCTL_ASAHI_QUEUE_DESTROY;
             if !teardown && self.shared.lock().gpu.crashed {
                 return Err(Errno::NODEV);
             }
@@ -324,14 +327,22 @@ impl SimFile {
 
     pub(crate) fn bo(&self, handle: u32) -> Result<Arc<Bo>, Errno> {
         let st = self.shared.lock();
-        st.files.get(&self.id).and_then(|f| f.bos.get(&handle)).cloned().ok_or(Errno::NOENT)
+        st.files
+            .get(&self.id)
+            .and_then(|f| f.bos.get(&handle))
+            .cloned()
+            .ok_or(Errno::NOENT)
     }
 
     /// Maps `len` bytes of the BO whose fake offset is `offset`, like `mmap(fd, offset)`.
     pub fn mmap(&self, offset: u64, len: usize) -> Result<Mapping, Errno> {
         let st = self.shared.lock();
         let f = st.files.get(&self.id).ok_or(Errno::NODEV)?;
-        let bo = f.bos.values().find(|b| b.mmap_offset() == offset).ok_or(Errno::INVAL)?;
+        let bo = f
+            .bos
+            .values()
+            .find(|b| b.mmap_offset() == offset)
+            .ok_or(Errno::INVAL)?;
         if len == 0 || len as u64 > bo.size {
             return Err(Errno::INVAL);
         }
@@ -340,14 +351,18 @@ impl SimFile {
 
     /// The device this file is open on.
     pub fn device(&self) -> SimDevice {
-        SimDevice { shared: self.shared.clone() }
+        SimDevice {
+            shared: self.shared.clone(),
+        }
     }
 }
 
 impl Drop for SimFile {
     fn drop(&mut self) {
         let mut st = self.shared.lock();
-        let Some(f) = st.files.remove(&self.id) else { return };
+        let Some(f) = st.files.remove(&self.id) else {
+            return;
+        };
         for qid in f.queues.values() {
             st.gpu.destroy_queue(*qid);
         }
