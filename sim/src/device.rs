@@ -368,8 +368,10 @@ impl Drop for SimFile {
         }
         for vm in f.vms.values() {
             st.gpu.destroy_vm(*vm);
-            st.gpu.vms.remove(vm);
         }
+        // Including VMs destroyed earlier but kept alive by the file's (now gone) queues.
+        let id = self.id;
+        st.gpu.vms.retain(|_, v| v.file != id);
         st.gpu.run();
     }
 }

@@ -280,7 +280,11 @@ impl Gpu {
 
     /// Starts every command whose queue, barriers and in-fences allow it.
     fn start_ready(&mut self) {
-        let mut order: Vec<(u32, u64)> = self.queues.iter().map(|(&id, q)| (q.priority, id)).collect();
+        let mut order: Vec<(u32, u64)> = self
+            .queues
+            .iter()
+            .map(|(&id, q)| (q.priority, id))
+            .collect();
         // Higher priority first, then queue creation order: deterministic.
         order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         for (_, qid) in order {
@@ -289,7 +293,9 @@ impl Gpu {
                 if q.ban.is_some() || q.running[sub as usize].is_some() {
                     continue;
                 }
-                let Some(&jid) = q.pending[sub as usize].front() else { continue };
+                let Some(&jid) = q.pending[sub as usize].front() else {
+                    continue;
+                };
                 let job = &self.jobs[&jid];
                 if q.done[sub.other() as usize] < job.wait_other
                     || !job.in_fences.iter().all(|f| f.is_signaled())
@@ -335,7 +341,7 @@ impl Gpu {
             let job = self.jobs.get_mut(&jid).expect("running job");
             let q = &self.queues[&job.queue];
             let vm = &self.vms[&q.vm];
-            let ran = now - job.run_start_ns;
+            let ran = now.saturating_sub(job.run_start_ns);
             let to_watchdog = timeout.saturating_sub(ran);
             let mut budget = slice.min(to_watchdog);
             let mut injected = None;
@@ -358,8 +364,9 @@ impl Gpu {
                     max_used = max_used.max(used);
                     faults.push((jid, fault, Status::Fault));
                 }
-                Step::Yield => {
-                    max_used = max_used.max(budget);
+                Step::Yield { used } => {
+                    // The GPU time really spent: the last chunk may overrun the budget.
+                    max_used = max_used.max(used.max(budget));
                     match injected {
                         Some(Injection::Fault { .. }) => {
                             job.inject = None;
@@ -405,7 +412,9 @@ impl Gpu {
     /// Ends a command: writes its record, then, if it was its submit's last, signals the
     /// submit's out-fence. Every command ends here exactly once.
     pub fn finish(&mut self, jid: u64, status: Status, guilt: Guilt, fault: Option<Fault>) {
-        let Some(job) = self.jobs.remove(&jid) else { return };
+        let Some(job) = self.jobs.remove(&jid) else {
+            return;
+        };
         let now = self.now_ns;
         if let Some(q) = self.queues.get_mut(&job.queue) {
             let s = job.sub as usize;
@@ -424,10 +433,14 @@ impl Gpu {
                 pad: 0,
                 seqno: job.seqno,
                 fault: fault.map(Fault::to_raw).unwrap_or_default(),
-                gpu_start_ns: job.first_start_ns,
+                // The start of the last run (a replay restarts it), as the uAPI documents.
+                gpu_start_ns: job.run_start_ns,
                 gpu_end_ns: now,
             };
-            slot.bo.gpu().write(slot.offset as usize, &bytemuck::bytes_of(&rec)[..slot.bytes]);
+            slot.bo.gpu().write(
+                slot.offset as usize,
+                &bytemuck::bytes_of(&rec)[..slot.bytes],
+            );
         }
         if status == Status::Complete {
             if let Some(ts) = &job.ts_end {
@@ -453,21 +466,37 @@ impl Gpu {
             Status::Killed | Status::NoDevice => self.stats.killed += 1,
             Status::Cancelled => self.stats.cancelled += 1,
         }
-        let Some(submit) = self.submits.get_mut(&job.submit) else { return };
+        let Some(submit) = self.submits.get_mut(&job.submit) else {
+            return;
+        };
         submit.remaining -= 1;
         if submit.error == 0 {
             submit.error = status.fence_error();
         }
         if submit.remaining == 0 {
             let submit = self.submits.remove(&job.submit).expect("present");
-            self.trace.push(now, EventKind::Signal, job.queue, jid, format!("error={}", submit.error));
+            self.trace.push(
+                now,
+                EventKind::Signal,
+                job.queue,
+                jid,
+                format!("error={}", submit.error),
+            );
             submit.fence.signal(submit.error);
         }
     }
 
     /// Ends every command of a queue that is not done (teardown, bans).
-    pub fn end_queue_work(&mut self, qid: u64, running: (Status, Guilt), queued: (Status, Guilt), fault: Option<Fault>) {
-        let Some(q) = self.queues.get(&qid) else { return };
+    pub fn end_queue_work(
+        &mut self,
+        qid: u64,
+        running: (Status, Guilt),
+        queued: (Status, Guilt),
+        fault: Option<Fault>,
+    ) {
+        let Some(q) = self.queues.get(&qid) else {
+            return;
+        };
         let run: Vec<u64> = q.running.iter().flatten().copied().collect();
         let pend: Vec<u64> = q.pending.iter().flatten().copied().collect();
         for j in run {
@@ -480,17 +509,36 @@ impl Gpu {
 
     /// Destroys a queue: pending work ends `KILLED` with `-ECANCELED`.
     pub fn destroy_queue(&mut self, qid: u64) {
-        self.end_queue_work(qid, (Status::Killed, Guilt::None), (Status::Killed, Guilt::None), None);
+        self.end_queue_work(
+            qid,
+            (Status::Killed, Guilt::None),
+            (Status::Killed, Guilt::None),
+            None,
+        );
         self.queues.remove(&qid);
     }
 
     /// Destroys a VM: work of queues on it is killed and those queues are banned.
     pub fn destroy_vm(&mut self, vm: u64) {
-        let qids: Vec<u64> = self.queues.iter().filter(|(_, q)| q.vm == vm).map(|(&id, _)| id).collect();
+        let qids: Vec<u64> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| q.vm == vm)
+            .map(|(&id, _)| id)
+            .collect();
         for qid in qids {
-            self.end_queue_work(qid, (Status::Killed, Guilt::None), (Status::Killed, Guilt::None), None);
+            self.end_queue_work(
+                qid,
+                (Status::Killed, Guilt::None),
+                (Status::Killed, Guilt::None),
+                None,
+            );
             if let Some(q) = self.queues.get_mut(&qid) {
-                q.ban.get_or_insert(Ban { guilt: Guilt::None, fault: None, seqno: 0 });
+                q.ban.get_or_insert(Ban {
+                    guilt: Guilt::None,
+                    fault: None,
+                    seqno: 0,
+                });
             }
         }
         if let Some(v) = self.vms.get_mut(&vm) {
@@ -504,9 +552,15 @@ impl Gpu {
             return;
         }
         self.crashed = true;
-        self.trace.push(self.now_ns, EventKind::FirmwareCrash, 0, 0, "");
+        self.trace
+            .push(self.now_ns, EventKind::FirmwareCrash, 0, 0, "");
         let jobs: Vec<u64> = self.jobs.keys().copied().collect();
-        let fault = Fault { fault_type: ext::DRM_ASAHI_EXT_FAULT_FIRMWARE, unit: ext::DRM_ASAHI_EXT_UNIT_FIRMWARE, write: false, address: 0 };
+        let fault = Fault {
+            fault_type: ext::DRM_ASAHI_EXT_FAULT_FIRMWARE,
+            unit: ext::DRM_ASAHI_EXT_UNIT_FIRMWARE,
+            write: false,
+            address: 0,
+        };
         for j in jobs {
             self.finish(j, Status::NoDevice, Guilt::None, Some(fault));
         }
@@ -519,7 +573,8 @@ fn hung_exec() -> Exec {
 }
 
 fn write_timestamp(ts: &TimestampSlot, now_ns: u64) {
-    let ticks = (now_ns as u128 * crate::config::TIMESTAMP_FREQUENCY_HZ as u128 / 1_000_000_000) as u64;
+    let ticks =
+        (now_ns as u128 * crate::config::TIMESTAMP_FREQUENCY_HZ as u128 / 1_000_000_000) as u64;
     if ts.offset + 8 <= ts.bo.size {
         ts.bo.gpu().write(ts.offset as usize, &ticks.to_le_bytes());
     }
