@@ -55,7 +55,12 @@ fn barrier(raw: u16, before: usize) -> Result<Option<u16>, Errno> {
 }
 
 /// Parses a whole cmdbuf.
-pub fn parse(buf: &[u8], max_commands: u32, max_attachments: u32, fault_ext: bool) -> Result<Vec<HwCmd>, Errno> {
+pub fn parse(
+    buf: &[u8],
+    max_commands: u32,
+    max_attachments: u32,
+    fault_ext: bool,
+) -> Result<Vec<HwCmd>, Errno> {
     let hdr_size = core::mem::size_of::<drm_asahi_cmd_header>();
     let mut cmds = Vec::new();
     let mut off = 0usize;
@@ -82,7 +87,10 @@ pub fn parse(buf: &[u8], max_commands: u32, max_attachments: u32, fault_ext: boo
                     }
                     // Timestamps of a render pass: the firmware writes vertex start and
                     // fragment end (the pass as a whole).
-                    let ts = drm_asahi_timestamps { start: c.ts_vtx.start, end: c.ts_frag.end };
+                    let ts = drm_asahi_timestamps {
+                        start: c.ts_vtx.start,
+                        end: c.ts_frag.end,
+                    };
                     (Sub::Render, c.vdm_ctrl_stream_base, ts)
                 } else {
                     let c: drm_asahi_cmd_compute = payload(body)?;
@@ -94,7 +102,11 @@ pub fn parse(buf: &[u8], max_commands: u32, max_attachments: u32, fault_ext: boo
                 let vdm_barrier = barrier(hdr.vdm_barrier, counts[Sub::Render as usize])?;
                 let cdm_barrier = barrier(hdr.cdm_barrier, counts[Sub::Compute as usize])?;
                 counts[sub as usize] += 1;
-                let att = if sub == Sub::Render { attachments[0] + attachments[1] } else { attachments[2] };
+                let att = if sub == Sub::Render {
+                    attachments[0] + attachments[1]
+                } else {
+                    attachments[2]
+                };
                 cmds.push(HwCmd {
                     sub,
                     stream,
@@ -105,7 +117,9 @@ pub fn parse(buf: &[u8], max_commands: u32, max_attachments: u32, fault_ext: boo
                     attachments: att,
                 });
             }
-            DRM_ASAHI_SET_VERTEX_ATTACHMENTS | DRM_ASAHI_SET_FRAGMENT_ATTACHMENTS | DRM_ASAHI_SET_COMPUTE_ATTACHMENTS => {
+            DRM_ASAHI_SET_VERTEX_ATTACHMENTS
+            | DRM_ASAHI_SET_FRAGMENT_ATTACHMENTS
+            | DRM_ASAHI_SET_COMPUTE_ATTACHMENTS => {
                 let a_size = core::mem::size_of::<drm_asahi_attachment>();
                 if hdr.vdm_barrier != DRM_ASAHI_BARRIER_NONE
                     || hdr.cdm_barrier != DRM_ASAHI_BARRIER_NONE

@@ -19,8 +19,11 @@ pub enum RecoveryPolicy {
 }
 
 impl RecoveryPolicy {
-    pub const ALL: [RecoveryPolicy; 3] =
-        [RecoveryPolicy::KillInflight, RecoveryPolicy::Replay, RecoveryPolicy::Continue];
+    pub const ALL: [RecoveryPolicy; 3] = [
+        RecoveryPolicy::KillInflight,
+        RecoveryPolicy::Replay,
+        RecoveryPolicy::Continue,
+    ];
 
     /// The extension's `recovery_policy` value.
     pub fn to_raw(self) -> u32 {
@@ -92,7 +95,11 @@ impl SimConfig {
     /// Param group 0: the upstream global parameters.
     pub fn params_global(&self) -> drm_asahi_params_global {
         let mut p = drm_asahi_params_global {
-            features: if self.soft_faults { DRM_ASAHI_FEATURE_SOFT_FAULTS } else { 0 },
+            features: if self.soft_faults {
+                DRM_ASAHI_FEATURE_SOFT_FAULTS
+            } else {
+                0
+            },
             gpu_generation: 13,
             gpu_variant: b'G' as u32,
             gpu_revision: 0x11,

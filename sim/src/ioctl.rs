@@ -49,13 +49,19 @@ pub(crate) fn driver_ioctl(file: &SimFile, cmd: u32, arg: &mut [u8]) -> Result<(
                 return Err(Errno::INVAL);
             }
             let mut st = file.shared.lock();
-            let qid = st.files.get_mut(&file.id).and_then(|f| f.queues.remove(&a.queue_id)).ok_or(Errno::NOENT)?;
+            let qid = st
+                .files
+                .get_mut(&file.id)
+                .and_then(|f| f.queues.remove(&a.queue_id))
+                .ok_or(Errno::NOENT)?;
             st.gpu.destroy_queue(qid);
             st.gpu.run();
             Ok(())
         }
         DRM_IOCTL_ASAHI_SUBMIT => crate::submit::submit(file, pod_read_unaligned(arg)),
-        ext::DRM_IOCTL_ASAHI_EXT_QUEUE_GET_STATE if fault_ext => queue_get_state(file, from_bytes_mut(arg)),
+        ext::DRM_IOCTL_ASAHI_EXT_QUEUE_GET_STATE if fault_ext => {
+            queue_get_state(file, from_bytes_mut(arg))
+        }
         _ => Err(Errno::INVAL),
     }
 }
@@ -73,7 +79,9 @@ fn get_params(file: &SimFile, a: drm_asahi_get_params) -> Result<(), Errno> {
         _ => return Err(Errno::INVAL),
     };
     // Never write past `size`: older userspace knows a shorter struct.
-    let n = bytes.len().min(usize::try_from(a.size).unwrap_or(usize::MAX));
+    let n = bytes
+        .len()
+        .min(usize::try_from(a.size).unwrap_or(usize::MAX));
     uaccess::copy_to_user(a.pointer, &bytes[..n])
 }
 
@@ -93,7 +101,12 @@ fn vm_create(file: &SimFile, a: &mut drm_asahi_vm_create) -> Result<(), Errno> {
     let f = st.files.get_mut(&file.id).ok_or(Errno::NODEV)?;
     let h = f.alloc_handle();
     f.vms.insert(h, gid);
-    let vm = Vm { file: file.id, pt: PageTable::default(), kernel_start: a.kernel_start, kernel_end: a.kernel_end };
+    let vm = Vm {
+        file: file.id,
+        pt: PageTable::default(),
+        kernel_start: a.kernel_start,
+        kernel_end: a.kernel_end,
+    };
     st.gpu.vms.insert(gid, vm);
     a.vm_id = h;
     Ok(())
@@ -104,7 +117,11 @@ fn vm_destroy(file: &SimFile, a: drm_asahi_vm_destroy) -> Result<(), Errno> {
         return Err(Errno::INVAL);
     }
     let mut st = file.shared.lock();
-    let gid = st.files.get_mut(&file.id).and_then(|f| f.vms.remove(&a.vm_id)).ok_or(Errno::NOENT)?;
+    let gid = st
+        .files
+        .get_mut(&file.id)
+        .and_then(|f| f.vms.remove(&a.vm_id))
+        .ok_or(Errno::NOENT)?;
     st.gpu.destroy_vm(gid);
     if !st.gpu.queues.values().any(|q| q.vm == gid) {
         st.gpu.vms.remove(&gid);
@@ -113,13 +130,15 @@ fn vm_destroy(file: &SimFile, a: drm_asahi_vm_destroy) -> Result<(), Errno> {
     Ok(())
 }
 
-const BIND_FLAGS: u32 = DRM_ASAHI_BIND_UNBIND | DRM_ASAHI_BIND_READ | DRM_ASAHI_BIND_WRITE | DRM_ASAHI_BIND_SINGLE_PAGE;
+const BIND_FLAGS: u32 =
+    DRM_ASAHI_BIND_UNBIND | DRM_ASAHI_BIND_READ | DRM_ASAHI_BIND_WRITE | DRM_ASAHI_BIND_SINGLE_PAGE;
 
 fn vm_bind(file: &SimFile, a: drm_asahi_vm_bind) -> Result<(), Errno> {
     if a.pad != 0 || a.stride == 0 || a.stride % 8 != 0 {
         return Err(Errno::INVAL);
     }
-    let ops: Vec<drm_asahi_gem_bind_op> = uaccess::read_user_array(a.userptr, a.num_binds as usize, a.stride as usize)?;
+    let ops: Vec<drm_asahi_gem_bind_op> =
+        uaccess::read_user_array(a.userptr, a.num_binds as usize, a.stride as usize)?;
     let mut st = file.shared.lock();
     let f = st.files.get(&file.id).ok_or(Errno::NODEV)?;
     let gid = *f.vms.get(&a.vm_id).ok_or(Errno::NOENT)?;
@@ -161,7 +180,14 @@ fn vm_bind(file: &SimFile, a: drm_asahi_vm_bind) -> Result<(), Errno> {
         if op.offset.checked_add(need).is_none_or(|e| e > bo.size) {
             return Err(Errno::INVAL);
         }
-        let ext = Extent { len: op.range, bo: bo.clone(), bo_offset: op.offset, read, write, single_page: single };
+        let ext = Extent {
+            len: op.range,
+            bo: bo.clone(),
+            bo_offset: op.offset,
+            read,
+            write,
+            single_page: single,
+        };
         plan.push((op.addr, Some(ext), op.range));
     }
     let vm = st.gpu.vms.get_mut(&gid).ok_or(Errno::NOENT)?;
@@ -183,13 +209,21 @@ fn gem_create(file: &SimFile, a: &mut drm_asahi_gem_create) -> Result<(), Errno>
     if !private && a.vm_id != 0 {
         return Err(Errno::INVAL);
     }
-    let size = a.size.checked_next_multiple_of(PAGE_SIZE).ok_or(Errno::INVAL)?;
+    let size = a
+        .size
+        .checked_next_multiple_of(PAGE_SIZE)
+        .ok_or(Errno::INVAL)?;
     if size > 1 << 40 {
         return Err(Errno::NOMEM);
     }
     let vm_private = if private {
         let st = file.shared.lock();
-        Some(*st.files.get(&file.id).and_then(|f| f.vms.get(&a.vm_id)).ok_or(Errno::NOENT)?)
+        Some(
+            *st.files
+                .get(&file.id)
+                .and_then(|f| f.vms.get(&a.vm_id))
+                .ok_or(Errno::NOENT)?,
+        )
     } else {
         None
     };
@@ -219,7 +253,14 @@ fn gem_bind_object(file: &SimFile, a: &mut drm_asahi_gem_bind_object) -> Result<
                 return Err(Errno::INVAL);
             }
             let h = f.alloc_handle();
-            f.ts_objects.insert(h, TsObject { bo, offset: a.offset, range: a.range });
+            f.ts_objects.insert(
+                h,
+                TsObject {
+                    bo,
+                    offset: a.offset,
+                    range: a.range,
+                },
+            );
             a.object_handle = h;
             Ok(())
         }
@@ -227,7 +268,10 @@ fn gem_bind_object(file: &SimFile, a: &mut drm_asahi_gem_bind_object) -> Result<
             if a.flags != 0 || a.handle != 0 || a.offset != 0 || a.range != 0 {
                 return Err(Errno::INVAL);
             }
-            f.ts_objects.remove(&a.object_handle).map(drop).ok_or(Errno::NOENT)
+            f.ts_objects
+                .remove(&a.object_handle)
+                .map(drop)
+                .ok_or(Errno::NOENT)
         }
         _ => Err(Errno::INVAL),
     }
@@ -238,9 +282,15 @@ fn queue_create(file: &SimFile, a: &mut drm_asahi_queue_create) -> Result<(), Er
         return Err(Errno::INVAL);
     }
     let mut st = file.shared.lock();
-    let vm = *st.files.get(&file.id).and_then(|f| f.vms.get(&a.vm_id)).ok_or(Errno::NOENT)?;
+    let vm = *st
+        .files
+        .get(&file.id)
+        .and_then(|f| f.vms.get(&a.vm_id))
+        .ok_or(Errno::NOENT)?;
     let gid = st.gpu.alloc_id();
-    st.gpu.queues.insert(gid, Queue::new(file.id, vm, a.priority, a.usc_exec_base));
+    st.gpu
+        .queues
+        .insert(gid, Queue::new(file.id, vm, a.priority, a.usc_exec_base));
     let f = st.files.get_mut(&file.id).ok_or(Errno::NODEV)?;
     let h = f.alloc_handle();
     f.queues.insert(h, gid);
@@ -248,12 +298,19 @@ fn queue_create(file: &SimFile, a: &mut drm_asahi_queue_create) -> Result<(), Er
     Ok(())
 }
 
-fn queue_get_state(file: &SimFile, a: &mut ext::drm_asahi_ext_queue_get_state) -> Result<(), Errno> {
+fn queue_get_state(
+    file: &SimFile,
+    a: &mut ext::drm_asahi_ext_queue_get_state,
+) -> Result<(), Errno> {
     if a.pad != 0 {
         return Err(Errno::INVAL);
     }
     let st = file.shared.lock();
-    let qid = *st.files.get(&file.id).and_then(|f| f.queues.get(&a.queue_id)).ok_or(Errno::NOENT)?;
+    let qid = *st
+        .files
+        .get(&file.id)
+        .and_then(|f| f.queues.get(&a.queue_id))
+        .ok_or(Errno::NOENT)?;
     let q = st.gpu.queues.get(&qid).ok_or(Errno::NOENT)?;
     a.flags = 0;
     a.reset_count = q.reset_count;

@@ -22,6 +22,7 @@ pub mod mem;
 pub mod stream;
 mod submit;
 pub mod sync;
+pub mod test_fence;
 pub mod trace;
 pub mod uaccess;
 pub mod vm;

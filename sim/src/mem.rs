@@ -40,7 +40,10 @@ impl Mapping {
                 offset,
             )?
         };
-        Ok(Mapping { ptr: NonNull::new(ptr.cast()).ok_or(Errno::NOMEM)?, len })
+        Ok(Mapping {
+            ptr: NonNull::new(ptr.cast()).ok_or(Errno::NOMEM)?,
+            len,
+        })
     }
 
     /// Start of the mapping in this process.
@@ -60,15 +63,21 @@ impl Mapping {
 
     /// Copies out `dst.len()` bytes at `offset`. The caller has bounds-checked the range.
     pub fn read(&self, offset: usize, dst: &mut [u8]) {
-        assert!(offset.checked_add(dst.len()).is_some_and(|end| end <= self.len));
+        assert!(offset
+            .checked_add(dst.len())
+            .is_some_and(|end| end <= self.len));
         // SAFETY: the range is inside the live mapping (checked above); `dst` is a distinct
         // Rust buffer, so the two do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(self.as_ptr().add(offset), dst.as_mut_ptr(), dst.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
+        }
     }
 
     /// Copies `src` in at `offset`.
     pub fn write(&self, offset: usize, src: &[u8]) {
-        assert!(offset.checked_add(src.len()).is_some_and(|end| end <= self.len));
+        assert!(offset
+            .checked_add(src.len())
+            .is_some_and(|end| end <= self.len));
         // SAFETY: as in `read`, with the copy going the other way.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.as_ptr().add(offset), src.len()) }
     }

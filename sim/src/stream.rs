@@ -62,15 +62,41 @@ impl RmwFn {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     End,
-    Fill { dst: u64, len: u64, pattern: u32 },
-    Copy { dst: u64, src: u64, len: u64 },
-    Rmw { dst: u64, src: u64, len: u64, f: RmwFn },
-    AtomicAdd { addr: u64, value: u64 },
-    Load { addr: u64, len: u64 },
-    Store { addr: u64, value: u64 },
-    Spin { ns: u64 },
+    Fill {
+        dst: u64,
+        len: u64,
+        pattern: u32,
+    },
+    Copy {
+        dst: u64,
+        src: u64,
+        len: u64,
+    },
+    Rmw {
+        dst: u64,
+        src: u64,
+        len: u64,
+        f: RmwFn,
+    },
+    AtomicAdd {
+        addr: u64,
+        value: u64,
+    },
+    Load {
+        addr: u64,
+        len: u64,
+    },
+    Store {
+        addr: u64,
+        value: u64,
+    },
+    Spin {
+        ns: u64,
+    },
     Hang,
-    Jump { target: u64 },
+    Jump {
+        target: u64,
+    },
 }
 
 impl Op {
@@ -79,12 +105,34 @@ impl Op {
         let m = raw.flags & 0xff;
         Some(match raw.op {
             OP_END => Op::End,
-            OP_FILL => Op::Fill { dst: raw.a, len: raw.b, pattern: raw.c as u32 },
-            OP_COPY => Op::Copy { dst: raw.a, src: raw.b, len: raw.c },
-            OP_RMW => Op::Rmw { dst: raw.a, src: raw.b, len: raw.c, f: RmwFn::from_modifier(m)? },
-            OP_ATOMIC_ADD if raw.a % 8 == 0 => Op::AtomicAdd { addr: raw.a, value: raw.b },
-            OP_LOAD => Op::Load { addr: raw.a, len: raw.b },
-            OP_STORE if raw.a % 8 == 0 => Op::Store { addr: raw.a, value: raw.b },
+            OP_FILL => Op::Fill {
+                dst: raw.a,
+                len: raw.b,
+                pattern: raw.c as u32,
+            },
+            OP_COPY => Op::Copy {
+                dst: raw.a,
+                src: raw.b,
+                len: raw.c,
+            },
+            OP_RMW => Op::Rmw {
+                dst: raw.a,
+                src: raw.b,
+                len: raw.c,
+                f: RmwFn::from_modifier(m)?,
+            },
+            OP_ATOMIC_ADD if raw.a % 8 == 0 => Op::AtomicAdd {
+                addr: raw.a,
+                value: raw.b,
+            },
+            OP_LOAD => Op::Load {
+                addr: raw.a,
+                len: raw.b,
+            },
+            OP_STORE if raw.a % 8 == 0 => Op::Store {
+                addr: raw.a,
+                value: raw.b,
+            },
             OP_SPIN => Op::Spin { ns: raw.a },
             OP_HANG => Op::Hang,
             OP_JUMP if raw.a % 8 == 0 => Op::Jump { target: raw.a },

@@ -28,13 +28,20 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
         return Err(Errno::INVAL);
     }
     // Copy everything in from user memory first, as the kernel does.
-    let n_syncs = (a.in_sync_count as usize).checked_add(a.out_sync_count as usize).ok_or(Errno::INVAL)?;
+    let n_syncs = (a.in_sync_count as usize)
+        .checked_add(a.out_sync_count as usize)
+        .ok_or(Errno::INVAL)?;
     let syncs: Vec<drm_asahi_sync> =
         uaccess::read_user_array(a.syncs, n_syncs, core::mem::size_of::<drm_asahi_sync>())?;
     let mut cmdbuf = vec![0u8; a.cmdbuf_size as usize];
     uaccess::copy_from_user(&mut cmdbuf, a.cmdbuf)?;
     let cfg = &file.shared.config;
-    let cmds = cmdbuf::parse(&cmdbuf, MAX_COMMANDS_PER_SUBMISSION, MAX_ATTACHMENTS, cfg.fault_ext)?;
+    let cmds = cmdbuf::parse(
+        &cmdbuf,
+        MAX_COMMANDS_PER_SUBMISSION,
+        MAX_ATTACHMENTS,
+        cfg.fault_ext,
+    )?;
 
     // Resolve sync objects (their own lock, never under the device lock).
     let mut in_fences = Vec::with_capacity(a.in_sync_count as usize);
@@ -71,11 +78,18 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
             Some(info) if info.result_handle != 0 => {
                 let bo = f.bos.get(&info.result_handle).ok_or(Errno::NOENT)?;
                 let bytes = cmdbuf::slot_bytes(info);
-                let end = info.result_offset.checked_add(bytes as u64).ok_or(Errno::INVAL)?;
+                let end = info
+                    .result_offset
+                    .checked_add(bytes as u64)
+                    .ok_or(Errno::INVAL)?;
                 if end > bo.size {
                     return Err(Errno::INVAL);
                 }
-                Some(ResultSlot { bo: bo.clone(), offset: info.result_offset, bytes })
+                Some(ResultSlot {
+                    bo: bo.clone(),
+                    offset: info.result_offset,
+                    bytes,
+                })
             }
             _ => None,
         };
@@ -87,7 +101,10 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
             if t.offset as u64 + 8 > o.range {
                 return Err(Errno::INVAL);
             }
-            Ok(Some(TimestampSlot { bo: o.bo.clone(), offset: o.offset + t.offset as u64 }))
+            Ok(Some(TimestampSlot {
+                bo: o.bo.clone(),
+                offset: o.offset + t.offset as u64,
+            }))
         };
         extras.push((result, ts(c.timestamps.start)?, ts(c.timestamps.end)?));
     }
@@ -96,7 +113,14 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
     let now = st.gpu.now_ns;
     let submit_id = st.gpu.alloc_id();
     let fence = Fence::new();
-    st.gpu.submits.insert(submit_id, Submit { remaining: cmds.len(), fence: fence.clone(), error: 0 });
+    st.gpu.submits.insert(
+        submit_id,
+        Submit {
+            remaining: cmds.len(),
+            fence: fence.clone(),
+            error: 0,
+        },
+    );
     let in_fences: Arc<[Arc<Fence>]> = in_fences.into();
     let base = st.gpu.queues[&qid].submitted;
     for (c, (result, ts_start, ts_end)) in cmds.into_iter().zip(extras) {
@@ -116,8 +140,14 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
         let units = units_for(&c);
         let info = c.job_info.unwrap_or_default();
         if let Some(slot) = &result {
-            let rec = ext::drm_asahi_ext_result { seqno, ..Default::default() };
-            slot.bo.gpu().write(slot.offset as usize, &bytemuck::bytes_of(&rec)[..slot.bytes]);
+            let rec = ext::drm_asahi_ext_result {
+                seqno,
+                ..Default::default()
+            };
+            slot.bo.gpu().write(
+                slot.offset as usize,
+                &bytemuck::bytes_of(&rec)[..slot.bytes],
+            );
         }
         let job = Job {
             id: jid,
@@ -162,7 +192,13 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
 
 fn units_for(c: &HwCmd) -> Units {
     match c.sub {
-        Sub::Render => Units { fetch: ext::DRM_ASAHI_EXT_UNIT_VDM, access: ext::DRM_ASAHI_EXT_UNIT_FRAGMENT },
-        Sub::Compute => Units { fetch: ext::DRM_ASAHI_EXT_UNIT_CDM, access: ext::DRM_ASAHI_EXT_UNIT_COMPUTE },
+        Sub::Render => Units {
+            fetch: ext::DRM_ASAHI_EXT_UNIT_VDM,
+            access: ext::DRM_ASAHI_EXT_UNIT_FRAGMENT,
+        },
+        Sub::Compute => Units {
+            fetch: ext::DRM_ASAHI_EXT_UNIT_CDM,
+            access: ext::DRM_ASAHI_EXT_UNIT_COMPUTE,
+        },
     }
 }

@@ -61,17 +61,34 @@ pub struct Trace {
 
 impl Default for Trace {
     fn default() -> Self {
-        Trace { events: Default::default(), cap: 1 << 20, dropped: 0 }
+        Trace {
+            events: Default::default(),
+            cap: 1 << 20,
+            dropped: 0,
+        }
     }
 }
 
 impl Trace {
-    pub fn push(&mut self, ts_ns: u64, kind: EventKind, queue: u64, job: u64, detail: impl Into<String>) {
+    pub fn push(
+        &mut self,
+        ts_ns: u64,
+        kind: EventKind,
+        queue: u64,
+        job: u64,
+        detail: impl Into<String>,
+    ) {
         if self.events.len() == self.cap {
             self.events.pop_front();
             self.dropped += 1;
         }
-        self.events.push_back(Event { ts_ns, kind, queue, job, detail: detail.into() });
+        self.events.push_back(Event {
+            ts_ns,
+            kind,
+            queue,
+            job,
+            detail: detail.into(),
+        });
     }
 
     pub fn events(&self) -> impl Iterator<Item = &Event> {
@@ -89,7 +106,11 @@ impl Trace {
                 EventKind::Start | EventKind::Replay => {
                     open.insert(e.job, (e.ts_ns, e.queue));
                 }
-                EventKind::Retire | EventKind::Fault | EventKind::Timeout | EventKind::Kill | EventKind::Preempt => {
+                EventKind::Retire
+                | EventKind::Fault
+                | EventKind::Timeout
+                | EventKind::Kill
+                | EventKind::Preempt => {
                     if let Some((start, queue)) = open.remove(&e.job) {
                         out.push(json!({
                             "name": format!("job {}", e.job), "ph": "X", "pid": 1, "tid": queue,

@@ -14,8 +14,14 @@ pub fn copy_from_user(dst: &mut [u8], src: u64) -> Result<(), Errno> {
         return Ok(());
     }
     check_range(src, dst.len())?;
-    let local = libc::iovec { iov_base: dst.as_mut_ptr().cast(), iov_len: dst.len() };
-    let remote = libc::iovec { iov_base: src as *mut libc::c_void, iov_len: dst.len() };
+    let local = libc::iovec {
+        iov_base: dst.as_mut_ptr().cast(),
+        iov_len: dst.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: src as *mut libc::c_void,
+        iov_len: dst.len(),
+    };
     // SAFETY: `local` describes `dst`, a live exclusive buffer of exactly `iov_len` bytes; the
     // remote side is only read by the host kernel, which checks it and fails with EFAULT.
     let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
@@ -28,8 +34,14 @@ pub fn copy_to_user(dst: u64, src: &[u8]) -> Result<(), Errno> {
         return Ok(());
     }
     check_range(dst, src.len())?;
-    let local = libc::iovec { iov_base: src.as_ptr() as *mut libc::c_void, iov_len: src.len() };
-    let remote = libc::iovec { iov_base: dst as *mut libc::c_void, iov_len: src.len() };
+    let local = libc::iovec {
+        iov_base: src.as_ptr() as *mut libc::c_void,
+        iov_len: src.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: dst as *mut libc::c_void,
+        iov_len: src.len(),
+    };
     // SAFETY: `local` describes `src`, which the host kernel only reads; the remote range is
     // written by the host kernel after it checked that it is mapped and writable.
     let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
@@ -45,8 +57,16 @@ pub fn read_user<T: bytemuck::Pod>(src: u64) -> Result<T, Errno> {
 
 /// Reads `count` elements of `stride` bytes each, each zero-extended or truncated to `T`
 /// (the extensible-array rule of `VM_BIND`).
-pub fn read_user_array<T: bytemuck::Pod>(src: u64, count: usize, stride: usize) -> Result<Vec<T>, Errno> {
+pub fn read_user_array<T: bytemuck::Pod>(
+    src: u64,
+    count: usize,
+    stride: usize,
+) -> Result<Vec<T>, Errno> {
     let total = count.checked_mul(stride).ok_or(Errno::INVAL)?;
+    // kvmalloc() refuses more than INT_MAX bytes: ENOMEM, never an aborting allocation.
+    if total > i32::MAX as usize {
+        return Err(Errno::NOMEM);
+    }
     let mut raw = vec![0u8; total];
     copy_from_user(&mut raw, src)?;
     let size = core::mem::size_of::<T>();
@@ -77,7 +97,11 @@ fn check_range(addr: u64, len: usize) -> Result<(), Errno> {
 
 fn finish(n: isize, want: usize) -> Result<(), Errno> {
     if n < 0 {
-        let e = Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EFAULT));
+        let e = Errno::from_raw_os_error(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EFAULT),
+        );
         // ENOMEM/ESRCH from process_vm_* mean "address not mapped" here.
         return Err(if e == Errno::PERM { e } else { Errno::FAULT });
     }

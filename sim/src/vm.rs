@@ -44,7 +44,12 @@ impl PageTable {
     /// Unmaps `[addr, addr + len)`, splitting extents that straddle its ends.
     pub fn unmap(&mut self, addr: u64, len: u64) {
         let end = addr + len;
-        let first = self.extents.range(..addr).next_back().map(|(&s, _)| s).unwrap_or(addr);
+        let first = self
+            .extents
+            .range(..addr)
+            .next_back()
+            .map(|(&s, _)| s)
+            .unwrap_or(addr);
         let keys: Vec<u64> = self.extents.range(first..end).map(|(&s, _)| s).collect();
         for start in keys {
             let ext = self.extents.remove(&start).expect("key just listed");
@@ -73,19 +78,30 @@ impl PageTable {
     /// Translates `addr` for an access of up to `len` bytes that does not cross a page.
     /// Returns the BO and the byte offset in it.
     pub fn translate(&self, addr: u64, write: bool) -> Result<(&Arc<Bo>, u64), AccessError> {
-        let (&start, ext) = self.extents.range(..=addr).next_back().ok_or(AccessError::Unmapped)?;
+        let (&start, ext) = self
+            .extents
+            .range(..=addr)
+            .next_back()
+            .ok_or(AccessError::Unmapped)?;
         if addr >= start + ext.len {
             return Err(AccessError::Unmapped);
         }
         if write && !ext.write {
-            return Err(if ext.read { AccessError::Permission } else { AccessError::Unmapped });
+            return Err(if ext.read {
+                AccessError::Permission
+            } else {
+                AccessError::Unmapped
+            });
         }
         if !write && !ext.read {
             return Err(AccessError::Unmapped);
         }
         let off = addr - start;
-        let bo_off =
-            if ext.single_page { ext.bo_offset + off % PAGE_SIZE } else { ext.bo_offset + off };
+        let bo_off = if ext.single_page {
+            ext.bo_offset + off % PAGE_SIZE
+        } else {
+            ext.bo_offset + off
+        };
         Ok((&ext.bo, bo_off))
     }
 
@@ -112,16 +128,61 @@ mod tests {
     fn split_and_translate() {
         let b = bo(4 * PAGE_SIZE);
         let mut pt = PageTable::default();
-        pt.map(0x10000, Extent { len: 4 * PAGE_SIZE, bo: b.clone(), bo_offset: 0, read: true, write: true, single_page: false });
+        pt.map(
+            0x10000,
+            Extent {
+                len: 4 * PAGE_SIZE,
+                bo: b.clone(),
+                bo_offset: 0,
+                read: true,
+                write: true,
+                single_page: false,
+            },
+        );
         pt.unmap(0x10000 + PAGE_SIZE, PAGE_SIZE);
         assert_eq!(pt.extent_count(), 2);
         assert_eq!(pt.translate(0x10000 + 5, false).unwrap().1, 5);
-        assert_eq!(pt.translate(0x10000 + PAGE_SIZE, false).unwrap_err(), AccessError::Unmapped);
-        assert_eq!(pt.translate(0x10000 + 2 * PAGE_SIZE + 7, true).unwrap().1, 2 * PAGE_SIZE + 7);
-        pt.map(0x10000, Extent { len: PAGE_SIZE, bo: b.clone(), bo_offset: 3 * PAGE_SIZE, read: true, write: false, single_page: false });
-        assert_eq!(pt.translate(0x10000, true).unwrap_err(), AccessError::Permission);
-        assert_eq!(pt.translate(0x10000 + 1, false).unwrap().1, 3 * PAGE_SIZE + 1);
-        pt.map(0x100000, Extent { len: 8 * PAGE_SIZE, bo: b, bo_offset: PAGE_SIZE, read: true, write: true, single_page: true });
-        assert_eq!(pt.translate(0x100000 + 5 * PAGE_SIZE + 9, false).unwrap().1, PAGE_SIZE + 9);
+        assert_eq!(
+            pt.translate(0x10000 + PAGE_SIZE, false).unwrap_err(),
+            AccessError::Unmapped
+        );
+        assert_eq!(
+            pt.translate(0x10000 + 2 * PAGE_SIZE + 7, true).unwrap().1,
+            2 * PAGE_SIZE + 7
+        );
+        pt.map(
+            0x10000,
+            Extent {
+                len: PAGE_SIZE,
+                bo: b.clone(),
+                bo_offset: 3 * PAGE_SIZE,
+                read: true,
+                write: false,
+                single_page: false,
+            },
+        );
+        assert_eq!(
+            pt.translate(0x10000, true).unwrap_err(),
+            AccessError::Permission
+        );
+        assert_eq!(
+            pt.translate(0x10000 + 1, false).unwrap().1,
+            3 * PAGE_SIZE + 1
+        );
+        pt.map(
+            0x100000,
+            Extent {
+                len: 8 * PAGE_SIZE,
+                bo: b,
+                bo_offset: PAGE_SIZE,
+                read: true,
+                write: true,
+                single_page: true,
+            },
+        );
+        assert_eq!(
+            pt.translate(0x100000 + 5 * PAGE_SIZE + 9, false).unwrap().1,
+            PAGE_SIZE + 9
+        );
     }
 }

@@ -27,7 +27,11 @@ impl Fault {
         ext::drm_asahi_ext_fault {
             fault_type: self.fault_type,
             unit: self.unit,
-            flags: if self.write { ext::DRM_ASAHI_EXT_FAULT_WRITE } else { 0 },
+            flags: if self.write {
+                ext::DRM_ASAHI_EXT_FAULT_WRITE
+            } else {
+                0
+            },
             pad: 0,
             address: self.address,
         }
@@ -48,8 +52,9 @@ pub struct Exec {
 /// How a slice of execution ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Budget used up; the command goes on.
-    Yield,
+    /// Budget used up (`used` >= budget: a chunk or op fetch in progress may overrun it);
+    /// the command goes on.
+    Yield { used: u64 },
     /// Reached `END` after `used` ns.
     Done { used: u64 },
     /// Faulted after `used` ns.
@@ -67,7 +72,11 @@ pub struct Units {
 
 impl Exec {
     pub fn new(stream: u64) -> Exec {
-        Exec { pc: stream, current: None, progress: 0 }
+        Exec {
+            pc: stream,
+            current: None,
+            progress: 0,
+        }
     }
 
     /// GPU time this command could skip without touching memory: `Some(n)` while spinning,
@@ -85,7 +94,7 @@ impl Exec {
         let mut used = 0u64;
         loop {
             if used >= budget {
-                return Step::Yield;
+                return Step::Yield { used };
             }
             let (op, unit_override) = match self.current {
                 Some(c) => c,
@@ -110,7 +119,11 @@ impl Exec {
                     (op, Op::unit_override(&raw))
                 }
             };
-            let unit = if unit_override != 0 { unit_override } else { units.access };
+            let unit = if unit_override != 0 {
+                unit_override
+            } else {
+                units.access
+            };
             let left = budget.saturating_sub(used);
             match self.op_slice(pt, op, unit, soft, left) {
                 Ok((n, finished)) => {
@@ -124,13 +137,25 @@ impl Exec {
                         self.current = None;
                     }
                 }
-                Err((fault, n)) => return Step::Fault { fault, used: used + n },
+                Err((fault, n)) => {
+                    return Step::Fault {
+                        fault,
+                        used: used + n,
+                    }
+                }
             }
         }
     }
 
     /// Advances the current op by at most `left` ns; returns (ns used, op finished).
-    fn op_slice(&mut self, pt: &PageTable, op: Op, unit: u32, soft: bool, left: u64) -> Result<(u64, bool), (Fault, u64)> {
+    fn op_slice(
+        &mut self,
+        pt: &PageTable,
+        op: Op,
+        unit: u32,
+        soft: bool,
+        left: u64,
+    ) -> Result<(u64, bool), (Fault, u64)> {
         let mut used = 0;
         let mem = Mem { pt, unit, soft };
         match op {
@@ -162,10 +187,12 @@ impl Exec {
                     if used >= left {
                         return Ok((used, false));
                     }
-                    let d = dst + self.progress;
+                    let d = dst.wrapping_add(self.progress);
                     let mut n = (len - self.progress).min(CHUNK - d % CHUNK);
                     let src = match op {
-                        Op::Copy { src, .. } | Op::Rmw { src, .. } => Some(src + self.progress),
+                        Op::Copy { src, .. } | Op::Rmw { src, .. } => {
+                            Some(src.wrapping_add(self.progress))
+                        }
                         _ => None,
                     };
                     if let Some(s) = src {
@@ -181,11 +208,13 @@ impl Exec {
                             mem.write(d, &buf[..n_us]).map_err(|f| (f, used))?;
                         }
                         Op::Copy { .. } => {
-                            mem.read(src.unwrap_or(0), &mut buf[..n_us]).map_err(|f| (f, used))?;
+                            mem.read(src.unwrap_or(0), &mut buf[..n_us])
+                                .map_err(|f| (f, used))?;
                             mem.write(d, &buf[..n_us]).map_err(|f| (f, used))?;
                         }
                         Op::Rmw { f, .. } => {
-                            mem.read(src.unwrap_or(0), &mut sbuf[..n_us]).map_err(|f| (f, used))?;
+                            mem.read(src.unwrap_or(0), &mut sbuf[..n_us])
+                                .map_err(|f| (f, used))?;
                             mem.read(d, &mut buf[..n_us]).map_err(|f| (f, used))?;
                             combine(f, &mut buf[..n_us], &sbuf[..n_us]);
                             mem.write(d, &buf[..n_us]).map_err(|f| (f, used))?;
@@ -212,7 +241,12 @@ fn access_fault(e: AccessError, unit: u32, write: bool, address: u64) -> Fault {
         AccessError::Unmapped => ext::DRM_ASAHI_EXT_FAULT_UNMAPPED,
         AccessError::Permission => ext::DRM_ASAHI_EXT_FAULT_PERMISSION,
     };
-    Fault { fault_type, unit, write, address }
+    Fault {
+        fault_type,
+        unit,
+        write,
+        address,
+    }
 }
 
 /// Memory as one unit of the GPU sees it.
@@ -226,7 +260,12 @@ impl Mem<'_> {
     fn read(&self, va: u64, dst: &mut [u8]) -> Result<(), Fault> {
         match read(self.pt, va, dst, self.soft) {
             Ok(()) => Ok(()),
-            Err(e) => Err(access_fault(e, self.unit, false, fault_addr(self.pt, va, dst.len(), false))),
+            Err(e) => Err(access_fault(
+                e,
+                self.unit,
+                false,
+                fault_addr(self.pt, va, dst.len(), false),
+            )),
         }
     }
 
@@ -236,8 +275,9 @@ impl Mem<'_> {
         let mut targets = [(None, 0u64, 0usize); 2];
         let mut n_targets = 0;
         while off < src.len() {
-            let a = va + off as u64;
-            let n = (src.len() - off).min((crate::config::PAGE_SIZE - a % crate::config::PAGE_SIZE) as usize);
+            let a = va.wrapping_add(off as u64);
+            let n = (src.len() - off)
+                .min((crate::config::PAGE_SIZE - a % crate::config::PAGE_SIZE) as usize);
             match self.pt.translate(a, true) {
                 Ok((bo, bo_off)) => targets[n_targets] = (Some(bo), bo_off, n),
                 Err(AccessError::Unmapped) if self.soft => targets[n_targets] = (None, 0, n),
@@ -261,8 +301,9 @@ impl Mem<'_> {
 fn read(pt: &PageTable, va: u64, dst: &mut [u8], soft: bool) -> Result<(), AccessError> {
     let mut off = 0usize;
     while off < dst.len() {
-        let a = va + off as u64;
-        let n = (dst.len() - off).min((crate::config::PAGE_SIZE - a % crate::config::PAGE_SIZE) as usize);
+        let a = va.wrapping_add(off as u64);
+        let n = (dst.len() - off)
+            .min((crate::config::PAGE_SIZE - a % crate::config::PAGE_SIZE) as usize);
         match pt.translate(a, false) {
             Ok((bo, bo_off)) => bo.gpu().read(bo_off as usize, &mut dst[off..off + n]),
             Err(AccessError::Unmapped) if soft => dst[off..off + n].fill(0),
@@ -276,11 +317,17 @@ fn read(pt: &PageTable, va: u64, dst: &mut [u8], soft: bool) -> Result<(), Acces
 /// The first address of a failed access (the page that was missing).
 fn fault_addr(pt: &PageTable, va: u64, len: usize, write: bool) -> u64 {
     let mut a = va;
-    while a < va + len as u64 {
+    // Addresses are 64-bit: an access at the top of the space must not overflow (a GPU
+    // address past any mapping just faults).
+    let end = va.saturating_add(len as u64);
+    while a < end {
         if pt.translate(a, write).is_err() {
             return a;
         }
-        a = (a / crate::config::PAGE_SIZE + 1) * crate::config::PAGE_SIZE;
+        match (a / crate::config::PAGE_SIZE + 1).checked_mul(crate::config::PAGE_SIZE) {
+            Some(next) => a = next,
+            None => break,
+        }
     }
     va
 }
@@ -300,6 +347,10 @@ impl Exec {
 
     /// A command stuck in a hang from now on (an injected hang).
     pub fn hung() -> Exec {
-        Exec { pc: 0, current: Some((Op::Hang, 0)), progress: 0 }
+        Exec {
+            pc: 0,
+            current: Some((Op::Hang, 0)),
+            progress: 0,
+        }
     }
 }

@@ -11,22 +11,39 @@ impl Gpu {
     pub(super) fn recover(&mut self, faults: Vec<(u64, Fault, Status)>) {
         let now = self.now_ns;
         self.stats.recoveries += 1;
-        self.trace.push(now, EventKind::RecoveryStart, 0, 0, format!("{} culprit(s)", faults.len()));
+        self.trace.push(
+            now,
+            EventKind::RecoveryStart,
+            0,
+            0,
+            format!("{} culprit(s)", faults.len()),
+        );
         let culprit_fault = faults[0].1;
 
         let mut guilty_queues = Vec::new();
         for &(jid, fault, status) in &faults {
-            let Some(job) = self.jobs.get(&jid) else { continue };
+            let Some(job) = self.jobs.get(&jid) else {
+                continue;
+            };
             let (qid, seqno) = (job.queue, job.seqno);
             self.finish(jid, status, Guilt::Guilty, Some(fault));
             if let Some(q) = self.queues.get_mut(&qid) {
-                q.ban.get_or_insert(Ban { guilt: Guilt::Guilty, fault: Some(fault), seqno });
+                q.ban.get_or_insert(Ban {
+                    guilt: Guilt::Guilty,
+                    fault: Some(fault),
+                    seqno,
+                });
                 guilty_queues.push(qid);
             }
         }
         // The rest of a guilty context: running work is its own (guilty), queued work never ran.
         for &qid in &guilty_queues {
-            self.end_queue_work(qid, (Status::Killed, Guilt::Guilty), (Status::Cancelled, Guilt::None), Some(culprit_fault));
+            self.end_queue_work(
+                qid,
+                (Status::Killed, Guilt::Guilty),
+                (Status::Cancelled, Guilt::None),
+                Some(culprit_fault),
+            );
         }
 
         let victims: Vec<u64> = self
@@ -39,7 +56,8 @@ impl Gpu {
             let job = self.jobs.get_mut(&jid).expect("running job exists");
             let qid = job.queue;
             touched.push(qid);
-            self.trace.push(now, EventKind::Preempt, qid, jid, "stopped by recovery");
+            self.trace
+                .push(now, EventKind::Preempt, qid, jid, "stopped by recovery");
             let replay = match self.config.policy {
                 RecoveryPolicy::Continue => {
                     // On-chip state (tile memory, the op in progress) does not survive a
@@ -49,7 +67,9 @@ impl Gpu {
                     }
                     continue;
                 }
-                RecoveryPolicy::Replay => job.restartable && job.replay_count < self.config.replay_limit,
+                RecoveryPolicy::Replay => {
+                    job.restartable && job.replay_count < self.config.replay_limit
+                }
                 RecoveryPolicy::KillInflight => false,
             };
             if replay {
@@ -59,15 +79,30 @@ impl Gpu {
                 job.run_start_ns = now + self.config.recovery_cost_ns;
                 self.stats.replays += 1;
                 let detail = format!("replay {}", job.replay_count);
-                self.trace.push(now + self.config.recovery_cost_ns, EventKind::Replay, qid, jid, detail);
+                self.trace.push(
+                    now + self.config.recovery_cost_ns,
+                    EventKind::Replay,
+                    qid,
+                    jid,
+                    detail,
+                );
             } else {
                 let seqno = job.seqno;
                 self.finish(jid, Status::Killed, Guilt::Innocent, Some(culprit_fault));
                 // Later work may depend on the lost output: the queue is banned, its queue drained.
                 if let Some(q) = self.queues.get_mut(&qid) {
-                    q.ban.get_or_insert(Ban { guilt: Guilt::Innocent, fault: Some(culprit_fault), seqno });
+                    q.ban.get_or_insert(Ban {
+                        guilt: Guilt::Innocent,
+                        fault: Some(culprit_fault),
+                        seqno,
+                    });
                 }
-                self.end_queue_work(qid, (Status::Killed, Guilt::Innocent), (Status::Cancelled, Guilt::None), Some(culprit_fault));
+                self.end_queue_work(
+                    qid,
+                    (Status::Killed, Guilt::Innocent),
+                    (Status::Cancelled, Guilt::None),
+                    Some(culprit_fault),
+                );
             }
         }
         touched.sort_unstable();
@@ -79,6 +114,7 @@ impl Gpu {
         }
         self.now_ns += self.config.recovery_cost_ns;
         self.stats.recovery_ns += self.config.recovery_cost_ns;
-        self.trace.push(self.now_ns, EventKind::RecoveryEnd, 0, 0, "");
+        self.trace
+            .push(self.now_ns, EventKind::RecoveryEnd, 0, 0, "");
     }
 }
