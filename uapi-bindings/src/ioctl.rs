@@ -17,7 +17,10 @@ const SIZEMASK: u32 = (1 << 14) - 1;
 /// `_IOC(dir, type, nr, size)`.
 pub const fn ioc(dir: u32, ty: u8, nr: u8, size: usize) -> u32 {
     assert!(size as u32 <= SIZEMASK, "ioctl argument too large");
-    (dir << DIRSHIFT) | ((ty as u32) << TYPESHIFT) | ((nr as u32) << NRSHIFT) | ((size as u32) << SIZESHIFT)
+    (dir << DIRSHIFT)
+        | ((ty as u32) << TYPESHIFT)
+        | ((nr as u32) << NRSHIFT)
+        | ((size as u32) << SIZESHIFT)
 }
 
 /// `_IOW(type, nr, T)`.

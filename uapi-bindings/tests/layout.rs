@@ -7,137 +7,461 @@ use core::mem::{align_of, offset_of, size_of};
 #[test]
 fn layout_drm_asahi_params_global() {
     use agx_uapi::asahi::drm_asahi_params_global;
-    assert_eq!(size_of::<drm_asahi_params_global>(), 592, "sizeof(drm_asahi_params_global)");
-    assert_eq!(align_of::<drm_asahi_params_global>(), 8, "alignof(drm_asahi_params_global)");
-    assert_eq!(offset_of!(drm_asahi_params_global, features), 0, "offsetof(drm_asahi_params_global, features)");
-    assert_eq!(offset_of!(drm_asahi_params_global, gpu_generation), 8, "offsetof(drm_asahi_params_global, gpu_generation)");
-    assert_eq!(offset_of!(drm_asahi_params_global, gpu_variant), 12, "offsetof(drm_asahi_params_global, gpu_variant)");
-    assert_eq!(offset_of!(drm_asahi_params_global, gpu_revision), 16, "offsetof(drm_asahi_params_global, gpu_revision)");
-    assert_eq!(offset_of!(drm_asahi_params_global, chip_id), 20, "offsetof(drm_asahi_params_global, chip_id)");
-    assert_eq!(offset_of!(drm_asahi_params_global, num_dies), 24, "offsetof(drm_asahi_params_global, num_dies)");
-    assert_eq!(offset_of!(drm_asahi_params_global, num_clusters_total), 28, "offsetof(drm_asahi_params_global, num_clusters_total)");
-    assert_eq!(offset_of!(drm_asahi_params_global, num_cores_per_cluster), 32, "offsetof(drm_asahi_params_global, num_cores_per_cluster)");
-    assert_eq!(offset_of!(drm_asahi_params_global, max_frequency_khz), 36, "offsetof(drm_asahi_params_global, max_frequency_khz)");
-    assert_eq!(offset_of!(drm_asahi_params_global, core_masks), 40, "offsetof(drm_asahi_params_global, core_masks)");
-    assert_eq!(offset_of!(drm_asahi_params_global, vm_start), 552, "offsetof(drm_asahi_params_global, vm_start)");
-    assert_eq!(offset_of!(drm_asahi_params_global, vm_end), 560, "offsetof(drm_asahi_params_global, vm_end)");
-    assert_eq!(offset_of!(drm_asahi_params_global, vm_kernel_min_size), 568, "offsetof(drm_asahi_params_global, vm_kernel_min_size)");
-    assert_eq!(offset_of!(drm_asahi_params_global, max_commands_per_submission), 576, "offsetof(drm_asahi_params_global, max_commands_per_submission)");
-    assert_eq!(offset_of!(drm_asahi_params_global, max_attachments), 580, "offsetof(drm_asahi_params_global, max_attachments)");
-    assert_eq!(offset_of!(drm_asahi_params_global, command_timestamp_frequency_hz), 584, "offsetof(drm_asahi_params_global, command_timestamp_frequency_hz)");
+    assert_eq!(
+        size_of::<drm_asahi_params_global>(),
+        592,
+        "sizeof(drm_asahi_params_global)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_params_global>(),
+        8,
+        "alignof(drm_asahi_params_global)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, features),
+        0,
+        "offsetof(drm_asahi_params_global, features)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, gpu_generation),
+        8,
+        "offsetof(drm_asahi_params_global, gpu_generation)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, gpu_variant),
+        12,
+        "offsetof(drm_asahi_params_global, gpu_variant)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, gpu_revision),
+        16,
+        "offsetof(drm_asahi_params_global, gpu_revision)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, chip_id),
+        20,
+        "offsetof(drm_asahi_params_global, chip_id)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, num_dies),
+        24,
+        "offsetof(drm_asahi_params_global, num_dies)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, num_clusters_total),
+        28,
+        "offsetof(drm_asahi_params_global, num_clusters_total)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, num_cores_per_cluster),
+        32,
+        "offsetof(drm_asahi_params_global, num_cores_per_cluster)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, max_frequency_khz),
+        36,
+        "offsetof(drm_asahi_params_global, max_frequency_khz)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, core_masks),
+        40,
+        "offsetof(drm_asahi_params_global, core_masks)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, vm_start),
+        552,
+        "offsetof(drm_asahi_params_global, vm_start)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, vm_end),
+        560,
+        "offsetof(drm_asahi_params_global, vm_end)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, vm_kernel_min_size),
+        568,
+        "offsetof(drm_asahi_params_global, vm_kernel_min_size)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, max_commands_per_submission),
+        576,
+        "offsetof(drm_asahi_params_global, max_commands_per_submission)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, max_attachments),
+        580,
+        "offsetof(drm_asahi_params_global, max_attachments)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_params_global, command_timestamp_frequency_hz),
+        584,
+        "offsetof(drm_asahi_params_global, command_timestamp_frequency_hz)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_get_params() {
     use agx_uapi::asahi::drm_asahi_get_params;
-    assert_eq!(size_of::<drm_asahi_get_params>(), 24, "sizeof(drm_asahi_get_params)");
-    assert_eq!(align_of::<drm_asahi_get_params>(), 8, "alignof(drm_asahi_get_params)");
-    assert_eq!(offset_of!(drm_asahi_get_params, param_group), 0, "offsetof(drm_asahi_get_params, param_group)");
-    assert_eq!(offset_of!(drm_asahi_get_params, pad), 4, "offsetof(drm_asahi_get_params, pad)");
-    assert_eq!(offset_of!(drm_asahi_get_params, pointer), 8, "offsetof(drm_asahi_get_params, pointer)");
-    assert_eq!(offset_of!(drm_asahi_get_params, size), 16, "offsetof(drm_asahi_get_params, size)");
+    assert_eq!(
+        size_of::<drm_asahi_get_params>(),
+        24,
+        "sizeof(drm_asahi_get_params)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_get_params>(),
+        8,
+        "alignof(drm_asahi_get_params)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_get_params, param_group),
+        0,
+        "offsetof(drm_asahi_get_params, param_group)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_get_params, pad),
+        4,
+        "offsetof(drm_asahi_get_params, pad)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_get_params, pointer),
+        8,
+        "offsetof(drm_asahi_get_params, pointer)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_get_params, size),
+        16,
+        "offsetof(drm_asahi_get_params, size)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_vm_create() {
     use agx_uapi::asahi::drm_asahi_vm_create;
-    assert_eq!(size_of::<drm_asahi_vm_create>(), 24, "sizeof(drm_asahi_vm_create)");
-    assert_eq!(align_of::<drm_asahi_vm_create>(), 8, "alignof(drm_asahi_vm_create)");
-    assert_eq!(offset_of!(drm_asahi_vm_create, kernel_start), 0, "offsetof(drm_asahi_vm_create, kernel_start)");
-    assert_eq!(offset_of!(drm_asahi_vm_create, kernel_end), 8, "offsetof(drm_asahi_vm_create, kernel_end)");
-    assert_eq!(offset_of!(drm_asahi_vm_create, vm_id), 16, "offsetof(drm_asahi_vm_create, vm_id)");
-    assert_eq!(offset_of!(drm_asahi_vm_create, pad), 20, "offsetof(drm_asahi_vm_create, pad)");
+    assert_eq!(
+        size_of::<drm_asahi_vm_create>(),
+        24,
+        "sizeof(drm_asahi_vm_create)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_vm_create>(),
+        8,
+        "alignof(drm_asahi_vm_create)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_vm_create, kernel_start),
+        0,
+        "offsetof(drm_asahi_vm_create, kernel_start)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_vm_create, kernel_end),
+        8,
+        "offsetof(drm_asahi_vm_create, kernel_end)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_vm_create, vm_id),
+        16,
+        "offsetof(drm_asahi_vm_create, vm_id)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_vm_create, pad),
+        20,
+        "offsetof(drm_asahi_vm_create, pad)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_vm_destroy() {
     use agx_uapi::asahi::drm_asahi_vm_destroy;
-    assert_eq!(size_of::<drm_asahi_vm_destroy>(), 8, "sizeof(drm_asahi_vm_destroy)");
-    assert_eq!(align_of::<drm_asahi_vm_destroy>(), 4, "alignof(drm_asahi_vm_destroy)");
-    assert_eq!(offset_of!(drm_asahi_vm_destroy, vm_id), 0, "offsetof(drm_asahi_vm_destroy, vm_id)");
-    assert_eq!(offset_of!(drm_asahi_vm_destroy, pad), 4, "offsetof(drm_asahi_vm_destroy, pad)");
+    assert_eq!(
+        size_of::<drm_asahi_vm_destroy>(),
+        8,
+        "sizeof(drm_asahi_vm_destroy)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_vm_destroy>(),
+        4,
+        "alignof(drm_asahi_vm_destroy)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_vm_destroy, vm_id),
+        0,
+        "offsetof(drm_asahi_vm_destroy, vm_id)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_vm_destroy, pad),
+        4,
+        "offsetof(drm_asahi_vm_destroy, pad)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_gem_create() {
     use agx_uapi::asahi::drm_asahi_gem_create;
-    assert_eq!(size_of::<drm_asahi_gem_create>(), 24, "sizeof(drm_asahi_gem_create)");
-    assert_eq!(align_of::<drm_asahi_gem_create>(), 8, "alignof(drm_asahi_gem_create)");
-    assert_eq!(offset_of!(drm_asahi_gem_create, size), 0, "offsetof(drm_asahi_gem_create, size)");
-    assert_eq!(offset_of!(drm_asahi_gem_create, flags), 8, "offsetof(drm_asahi_gem_create, flags)");
-    assert_eq!(offset_of!(drm_asahi_gem_create, vm_id), 12, "offsetof(drm_asahi_gem_create, vm_id)");
-    assert_eq!(offset_of!(drm_asahi_gem_create, handle), 16, "offsetof(drm_asahi_gem_create, handle)");
-    assert_eq!(offset_of!(drm_asahi_gem_create, pad), 20, "offsetof(drm_asahi_gem_create, pad)");
+    assert_eq!(
+        size_of::<drm_asahi_gem_create>(),
+        24,
+        "sizeof(drm_asahi_gem_create)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_gem_create>(),
+        8,
+        "alignof(drm_asahi_gem_create)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_create, size),
+        0,
+        "offsetof(drm_asahi_gem_create, size)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_create, flags),
+        8,
+        "offsetof(drm_asahi_gem_create, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_create, vm_id),
+        12,
+        "offsetof(drm_asahi_gem_create, vm_id)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_create, handle),
+        16,
+        "offsetof(drm_asahi_gem_create, handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_create, pad),
+        20,
+        "offsetof(drm_asahi_gem_create, pad)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_gem_mmap_offset() {
     use agx_uapi::asahi::drm_asahi_gem_mmap_offset;
-    assert_eq!(size_of::<drm_asahi_gem_mmap_offset>(), 16, "sizeof(drm_asahi_gem_mmap_offset)");
-    assert_eq!(align_of::<drm_asahi_gem_mmap_offset>(), 8, "alignof(drm_asahi_gem_mmap_offset)");
-    assert_eq!(offset_of!(drm_asahi_gem_mmap_offset, handle), 0, "offsetof(drm_asahi_gem_mmap_offset, handle)");
-    assert_eq!(offset_of!(drm_asahi_gem_mmap_offset, flags), 4, "offsetof(drm_asahi_gem_mmap_offset, flags)");
-    assert_eq!(offset_of!(drm_asahi_gem_mmap_offset, offset), 8, "offsetof(drm_asahi_gem_mmap_offset, offset)");
+    assert_eq!(
+        size_of::<drm_asahi_gem_mmap_offset>(),
+        16,
+        "sizeof(drm_asahi_gem_mmap_offset)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_gem_mmap_offset>(),
+        8,
+        "alignof(drm_asahi_gem_mmap_offset)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_mmap_offset, handle),
+        0,
+        "offsetof(drm_asahi_gem_mmap_offset, handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_mmap_offset, flags),
+        4,
+        "offsetof(drm_asahi_gem_mmap_offset, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_mmap_offset, offset),
+        8,
+        "offsetof(drm_asahi_gem_mmap_offset, offset)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_gem_bind_op() {
     use agx_uapi::asahi::drm_asahi_gem_bind_op;
-    assert_eq!(size_of::<drm_asahi_gem_bind_op>(), 32, "sizeof(drm_asahi_gem_bind_op)");
-    assert_eq!(align_of::<drm_asahi_gem_bind_op>(), 8, "alignof(drm_asahi_gem_bind_op)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_op, flags), 0, "offsetof(drm_asahi_gem_bind_op, flags)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_op, handle), 4, "offsetof(drm_asahi_gem_bind_op, handle)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_op, offset), 8, "offsetof(drm_asahi_gem_bind_op, offset)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_op, range), 16, "offsetof(drm_asahi_gem_bind_op, range)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_op, addr), 24, "offsetof(drm_asahi_gem_bind_op, addr)");
+    assert_eq!(
+        size_of::<drm_asahi_gem_bind_op>(),
+        32,
+        "sizeof(drm_asahi_gem_bind_op)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_gem_bind_op>(),
+        8,
+        "alignof(drm_asahi_gem_bind_op)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_op, flags),
+        0,
+        "offsetof(drm_asahi_gem_bind_op, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_op, handle),
+        4,
+        "offsetof(drm_asahi_gem_bind_op, handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_op, offset),
+        8,
+        "offsetof(drm_asahi_gem_bind_op, offset)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_op, range),
+        16,
+        "offsetof(drm_asahi_gem_bind_op, range)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_op, addr),
+        24,
+        "offsetof(drm_asahi_gem_bind_op, addr)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_vm_bind() {
     use agx_uapi::asahi::drm_asahi_vm_bind;
-    assert_eq!(size_of::<drm_asahi_vm_bind>(), 24, "sizeof(drm_asahi_vm_bind)");
-    assert_eq!(align_of::<drm_asahi_vm_bind>(), 8, "alignof(drm_asahi_vm_bind)");
-    assert_eq!(offset_of!(drm_asahi_vm_bind, vm_id), 0, "offsetof(drm_asahi_vm_bind, vm_id)");
-    assert_eq!(offset_of!(drm_asahi_vm_bind, num_binds), 4, "offsetof(drm_asahi_vm_bind, num_binds)");
-    assert_eq!(offset_of!(drm_asahi_vm_bind, stride), 8, "offsetof(drm_asahi_vm_bind, stride)");
-    assert_eq!(offset_of!(drm_asahi_vm_bind, pad), 12, "offsetof(drm_asahi_vm_bind, pad)");
-    assert_eq!(offset_of!(drm_asahi_vm_bind, userptr), 16, "offsetof(drm_asahi_vm_bind, userptr)");
+    assert_eq!(
+        size_of::<drm_asahi_vm_bind>(),
+        24,
+        "sizeof(drm_asahi_vm_bind)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_vm_bind>(),
+        8,
+        "alignof(drm_asahi_vm_bind)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_vm_bind, vm_id),
+        0,
+        "offsetof(drm_asahi_vm_bind, vm_id)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_vm_bind, num_binds),
+        4,
+        "offsetof(drm_asahi_vm_bind, num_binds)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_vm_bind, stride),
+        8,
+        "offsetof(drm_asahi_vm_bind, stride)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_vm_bind, pad),
+        12,
+        "offsetof(drm_asahi_vm_bind, pad)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_vm_bind, userptr),
+        16,
+        "offsetof(drm_asahi_vm_bind, userptr)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_gem_bind_object() {
     use agx_uapi::asahi::drm_asahi_gem_bind_object;
-    assert_eq!(size_of::<drm_asahi_gem_bind_object>(), 40, "sizeof(drm_asahi_gem_bind_object)");
-    assert_eq!(align_of::<drm_asahi_gem_bind_object>(), 8, "alignof(drm_asahi_gem_bind_object)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_object, op), 0, "offsetof(drm_asahi_gem_bind_object, op)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_object, flags), 4, "offsetof(drm_asahi_gem_bind_object, flags)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_object, handle), 8, "offsetof(drm_asahi_gem_bind_object, handle)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_object, vm_id), 12, "offsetof(drm_asahi_gem_bind_object, vm_id)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_object, offset), 16, "offsetof(drm_asahi_gem_bind_object, offset)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_object, range), 24, "offsetof(drm_asahi_gem_bind_object, range)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_object, object_handle), 32, "offsetof(drm_asahi_gem_bind_object, object_handle)");
-    assert_eq!(offset_of!(drm_asahi_gem_bind_object, pad), 36, "offsetof(drm_asahi_gem_bind_object, pad)");
+    assert_eq!(
+        size_of::<drm_asahi_gem_bind_object>(),
+        40,
+        "sizeof(drm_asahi_gem_bind_object)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_gem_bind_object>(),
+        8,
+        "alignof(drm_asahi_gem_bind_object)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_object, op),
+        0,
+        "offsetof(drm_asahi_gem_bind_object, op)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_object, flags),
+        4,
+        "offsetof(drm_asahi_gem_bind_object, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_object, handle),
+        8,
+        "offsetof(drm_asahi_gem_bind_object, handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_object, vm_id),
+        12,
+        "offsetof(drm_asahi_gem_bind_object, vm_id)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_object, offset),
+        16,
+        "offsetof(drm_asahi_gem_bind_object, offset)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_object, range),
+        24,
+        "offsetof(drm_asahi_gem_bind_object, range)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_object, object_handle),
+        32,
+        "offsetof(drm_asahi_gem_bind_object, object_handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_gem_bind_object, pad),
+        36,
+        "offsetof(drm_asahi_gem_bind_object, pad)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_queue_create() {
     use agx_uapi::asahi::drm_asahi_queue_create;
-    assert_eq!(size_of::<drm_asahi_queue_create>(), 24, "sizeof(drm_asahi_queue_create)");
-    assert_eq!(align_of::<drm_asahi_queue_create>(), 8, "alignof(drm_asahi_queue_create)");
-    assert_eq!(offset_of!(drm_asahi_queue_create, flags), 0, "offsetof(drm_asahi_queue_create, flags)");
-    assert_eq!(offset_of!(drm_asahi_queue_create, vm_id), 4, "offsetof(drm_asahi_queue_create, vm_id)");
-    assert_eq!(offset_of!(drm_asahi_queue_create, priority), 8, "offsetof(drm_asahi_queue_create, priority)");
-    assert_eq!(offset_of!(drm_asahi_queue_create, queue_id), 12, "offsetof(drm_asahi_queue_create, queue_id)");
-    assert_eq!(offset_of!(drm_asahi_queue_create, usc_exec_base), 16, "offsetof(drm_asahi_queue_create, usc_exec_base)");
+    assert_eq!(
+        size_of::<drm_asahi_queue_create>(),
+        24,
+        "sizeof(drm_asahi_queue_create)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_queue_create>(),
+        8,
+        "alignof(drm_asahi_queue_create)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_queue_create, flags),
+        0,
+        "offsetof(drm_asahi_queue_create, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_queue_create, vm_id),
+        4,
+        "offsetof(drm_asahi_queue_create, vm_id)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_queue_create, priority),
+        8,
+        "offsetof(drm_asahi_queue_create, priority)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_queue_create, queue_id),
+        12,
+        "offsetof(drm_asahi_queue_create, queue_id)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_queue_create, usc_exec_base),
+        16,
+        "offsetof(drm_asahi_queue_create, usc_exec_base)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_queue_destroy() {
     use agx_uapi::asahi::drm_asahi_queue_destroy;
-    assert_eq!(size_of::<drm_asahi_queue_destroy>(), 8, "sizeof(drm_asahi_queue_destroy)");
-    assert_eq!(align_of::<drm_asahi_queue_destroy>(), 4, "alignof(drm_asahi_queue_destroy)");
-    assert_eq!(offset_of!(drm_asahi_queue_destroy, queue_id), 0, "offsetof(drm_asahi_queue_destroy, queue_id)");
-    assert_eq!(offset_of!(drm_asahi_queue_destroy, pad), 4, "offsetof(drm_asahi_queue_destroy, pad)");
+    assert_eq!(
+        size_of::<drm_asahi_queue_destroy>(),
+        8,
+        "sizeof(drm_asahi_queue_destroy)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_queue_destroy>(),
+        4,
+        "alignof(drm_asahi_queue_destroy)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_queue_destroy, queue_id),
+        0,
+        "offsetof(drm_asahi_queue_destroy, queue_id)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_queue_destroy, pad),
+        4,
+        "offsetof(drm_asahi_queue_destroy, pad)"
+    );
 }
 
 #[test]
@@ -145,203 +469,767 @@ fn layout_drm_asahi_sync() {
     use agx_uapi::asahi::drm_asahi_sync;
     assert_eq!(size_of::<drm_asahi_sync>(), 16, "sizeof(drm_asahi_sync)");
     assert_eq!(align_of::<drm_asahi_sync>(), 8, "alignof(drm_asahi_sync)");
-    assert_eq!(offset_of!(drm_asahi_sync, sync_type), 0, "offsetof(drm_asahi_sync, sync_type)");
-    assert_eq!(offset_of!(drm_asahi_sync, handle), 4, "offsetof(drm_asahi_sync, handle)");
-    assert_eq!(offset_of!(drm_asahi_sync, timeline_value), 8, "offsetof(drm_asahi_sync, timeline_value)");
+    assert_eq!(
+        offset_of!(drm_asahi_sync, sync_type),
+        0,
+        "offsetof(drm_asahi_sync, sync_type)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_sync, handle),
+        4,
+        "offsetof(drm_asahi_sync, handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_sync, timeline_value),
+        8,
+        "offsetof(drm_asahi_sync, timeline_value)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_cmd_header() {
     use agx_uapi::asahi::drm_asahi_cmd_header;
-    assert_eq!(size_of::<drm_asahi_cmd_header>(), 8, "sizeof(drm_asahi_cmd_header)");
-    assert_eq!(align_of::<drm_asahi_cmd_header>(), 2, "alignof(drm_asahi_cmd_header)");
-    assert_eq!(offset_of!(drm_asahi_cmd_header, cmd_type), 0, "offsetof(drm_asahi_cmd_header, cmd_type)");
-    assert_eq!(offset_of!(drm_asahi_cmd_header, size), 2, "offsetof(drm_asahi_cmd_header, size)");
-    assert_eq!(offset_of!(drm_asahi_cmd_header, vdm_barrier), 4, "offsetof(drm_asahi_cmd_header, vdm_barrier)");
-    assert_eq!(offset_of!(drm_asahi_cmd_header, cdm_barrier), 6, "offsetof(drm_asahi_cmd_header, cdm_barrier)");
+    assert_eq!(
+        size_of::<drm_asahi_cmd_header>(),
+        8,
+        "sizeof(drm_asahi_cmd_header)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_cmd_header>(),
+        2,
+        "alignof(drm_asahi_cmd_header)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_header, cmd_type),
+        0,
+        "offsetof(drm_asahi_cmd_header, cmd_type)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_header, size),
+        2,
+        "offsetof(drm_asahi_cmd_header, size)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_header, vdm_barrier),
+        4,
+        "offsetof(drm_asahi_cmd_header, vdm_barrier)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_header, cdm_barrier),
+        6,
+        "offsetof(drm_asahi_cmd_header, cdm_barrier)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_submit() {
     use agx_uapi::asahi::drm_asahi_submit;
-    assert_eq!(size_of::<drm_asahi_submit>(), 40, "sizeof(drm_asahi_submit)");
-    assert_eq!(align_of::<drm_asahi_submit>(), 8, "alignof(drm_asahi_submit)");
-    assert_eq!(offset_of!(drm_asahi_submit, syncs), 0, "offsetof(drm_asahi_submit, syncs)");
-    assert_eq!(offset_of!(drm_asahi_submit, cmdbuf), 8, "offsetof(drm_asahi_submit, cmdbuf)");
-    assert_eq!(offset_of!(drm_asahi_submit, flags), 16, "offsetof(drm_asahi_submit, flags)");
-    assert_eq!(offset_of!(drm_asahi_submit, queue_id), 20, "offsetof(drm_asahi_submit, queue_id)");
-    assert_eq!(offset_of!(drm_asahi_submit, in_sync_count), 24, "offsetof(drm_asahi_submit, in_sync_count)");
-    assert_eq!(offset_of!(drm_asahi_submit, out_sync_count), 28, "offsetof(drm_asahi_submit, out_sync_count)");
-    assert_eq!(offset_of!(drm_asahi_submit, cmdbuf_size), 32, "offsetof(drm_asahi_submit, cmdbuf_size)");
-    assert_eq!(offset_of!(drm_asahi_submit, pad), 36, "offsetof(drm_asahi_submit, pad)");
+    assert_eq!(
+        size_of::<drm_asahi_submit>(),
+        40,
+        "sizeof(drm_asahi_submit)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_submit>(),
+        8,
+        "alignof(drm_asahi_submit)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_submit, syncs),
+        0,
+        "offsetof(drm_asahi_submit, syncs)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_submit, cmdbuf),
+        8,
+        "offsetof(drm_asahi_submit, cmdbuf)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_submit, flags),
+        16,
+        "offsetof(drm_asahi_submit, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_submit, queue_id),
+        20,
+        "offsetof(drm_asahi_submit, queue_id)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_submit, in_sync_count),
+        24,
+        "offsetof(drm_asahi_submit, in_sync_count)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_submit, out_sync_count),
+        28,
+        "offsetof(drm_asahi_submit, out_sync_count)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_submit, cmdbuf_size),
+        32,
+        "offsetof(drm_asahi_submit, cmdbuf_size)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_submit, pad),
+        36,
+        "offsetof(drm_asahi_submit, pad)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_attachment() {
     use agx_uapi::asahi::drm_asahi_attachment;
-    assert_eq!(size_of::<drm_asahi_attachment>(), 24, "sizeof(drm_asahi_attachment)");
-    assert_eq!(align_of::<drm_asahi_attachment>(), 8, "alignof(drm_asahi_attachment)");
-    assert_eq!(offset_of!(drm_asahi_attachment, pointer), 0, "offsetof(drm_asahi_attachment, pointer)");
-    assert_eq!(offset_of!(drm_asahi_attachment, size), 8, "offsetof(drm_asahi_attachment, size)");
-    assert_eq!(offset_of!(drm_asahi_attachment, pad), 16, "offsetof(drm_asahi_attachment, pad)");
-    assert_eq!(offset_of!(drm_asahi_attachment, flags), 20, "offsetof(drm_asahi_attachment, flags)");
+    assert_eq!(
+        size_of::<drm_asahi_attachment>(),
+        24,
+        "sizeof(drm_asahi_attachment)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_attachment>(),
+        8,
+        "alignof(drm_asahi_attachment)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_attachment, pointer),
+        0,
+        "offsetof(drm_asahi_attachment, pointer)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_attachment, size),
+        8,
+        "offsetof(drm_asahi_attachment, size)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_attachment, pad),
+        16,
+        "offsetof(drm_asahi_attachment, pad)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_attachment, flags),
+        20,
+        "offsetof(drm_asahi_attachment, flags)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_zls_buffer() {
     use agx_uapi::asahi::drm_asahi_zls_buffer;
-    assert_eq!(size_of::<drm_asahi_zls_buffer>(), 24, "sizeof(drm_asahi_zls_buffer)");
-    assert_eq!(align_of::<drm_asahi_zls_buffer>(), 8, "alignof(drm_asahi_zls_buffer)");
-    assert_eq!(offset_of!(drm_asahi_zls_buffer, base), 0, "offsetof(drm_asahi_zls_buffer, base)");
-    assert_eq!(offset_of!(drm_asahi_zls_buffer, comp_base), 8, "offsetof(drm_asahi_zls_buffer, comp_base)");
-    assert_eq!(offset_of!(drm_asahi_zls_buffer, stride), 16, "offsetof(drm_asahi_zls_buffer, stride)");
-    assert_eq!(offset_of!(drm_asahi_zls_buffer, comp_stride), 20, "offsetof(drm_asahi_zls_buffer, comp_stride)");
+    assert_eq!(
+        size_of::<drm_asahi_zls_buffer>(),
+        24,
+        "sizeof(drm_asahi_zls_buffer)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_zls_buffer>(),
+        8,
+        "alignof(drm_asahi_zls_buffer)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_zls_buffer, base),
+        0,
+        "offsetof(drm_asahi_zls_buffer, base)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_zls_buffer, comp_base),
+        8,
+        "offsetof(drm_asahi_zls_buffer, comp_base)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_zls_buffer, stride),
+        16,
+        "offsetof(drm_asahi_zls_buffer, stride)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_zls_buffer, comp_stride),
+        20,
+        "offsetof(drm_asahi_zls_buffer, comp_stride)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_timestamp() {
     use agx_uapi::asahi::drm_asahi_timestamp;
-    assert_eq!(size_of::<drm_asahi_timestamp>(), 8, "sizeof(drm_asahi_timestamp)");
-    assert_eq!(align_of::<drm_asahi_timestamp>(), 4, "alignof(drm_asahi_timestamp)");
-    assert_eq!(offset_of!(drm_asahi_timestamp, handle), 0, "offsetof(drm_asahi_timestamp, handle)");
-    assert_eq!(offset_of!(drm_asahi_timestamp, offset), 4, "offsetof(drm_asahi_timestamp, offset)");
+    assert_eq!(
+        size_of::<drm_asahi_timestamp>(),
+        8,
+        "sizeof(drm_asahi_timestamp)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_timestamp>(),
+        4,
+        "alignof(drm_asahi_timestamp)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_timestamp, handle),
+        0,
+        "offsetof(drm_asahi_timestamp, handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_timestamp, offset),
+        4,
+        "offsetof(drm_asahi_timestamp, offset)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_timestamps() {
     use agx_uapi::asahi::drm_asahi_timestamps;
-    assert_eq!(size_of::<drm_asahi_timestamps>(), 16, "sizeof(drm_asahi_timestamps)");
-    assert_eq!(align_of::<drm_asahi_timestamps>(), 4, "alignof(drm_asahi_timestamps)");
-    assert_eq!(offset_of!(drm_asahi_timestamps, start), 0, "offsetof(drm_asahi_timestamps, start)");
-    assert_eq!(offset_of!(drm_asahi_timestamps, start.handle), 0, "offsetof(drm_asahi_timestamps, start.handle)");
-    assert_eq!(offset_of!(drm_asahi_timestamps, start.offset), 4, "offsetof(drm_asahi_timestamps, start.offset)");
-    assert_eq!(offset_of!(drm_asahi_timestamps, end), 8, "offsetof(drm_asahi_timestamps, end)");
-    assert_eq!(offset_of!(drm_asahi_timestamps, end.handle), 8, "offsetof(drm_asahi_timestamps, end.handle)");
-    assert_eq!(offset_of!(drm_asahi_timestamps, end.offset), 12, "offsetof(drm_asahi_timestamps, end.offset)");
+    assert_eq!(
+        size_of::<drm_asahi_timestamps>(),
+        16,
+        "sizeof(drm_asahi_timestamps)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_timestamps>(),
+        4,
+        "alignof(drm_asahi_timestamps)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_timestamps, start),
+        0,
+        "offsetof(drm_asahi_timestamps, start)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_timestamps, start.handle),
+        0,
+        "offsetof(drm_asahi_timestamps, start.handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_timestamps, start.offset),
+        4,
+        "offsetof(drm_asahi_timestamps, start.offset)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_timestamps, end),
+        8,
+        "offsetof(drm_asahi_timestamps, end)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_timestamps, end.handle),
+        8,
+        "offsetof(drm_asahi_timestamps, end.handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_timestamps, end.offset),
+        12,
+        "offsetof(drm_asahi_timestamps, end.offset)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_helper_program() {
     use agx_uapi::asahi::drm_asahi_helper_program;
-    assert_eq!(size_of::<drm_asahi_helper_program>(), 16, "sizeof(drm_asahi_helper_program)");
-    assert_eq!(align_of::<drm_asahi_helper_program>(), 8, "alignof(drm_asahi_helper_program)");
-    assert_eq!(offset_of!(drm_asahi_helper_program, binary), 0, "offsetof(drm_asahi_helper_program, binary)");
-    assert_eq!(offset_of!(drm_asahi_helper_program, cfg), 4, "offsetof(drm_asahi_helper_program, cfg)");
-    assert_eq!(offset_of!(drm_asahi_helper_program, data), 8, "offsetof(drm_asahi_helper_program, data)");
+    assert_eq!(
+        size_of::<drm_asahi_helper_program>(),
+        16,
+        "sizeof(drm_asahi_helper_program)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_helper_program>(),
+        8,
+        "alignof(drm_asahi_helper_program)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_helper_program, binary),
+        0,
+        "offsetof(drm_asahi_helper_program, binary)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_helper_program, cfg),
+        4,
+        "offsetof(drm_asahi_helper_program, cfg)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_helper_program, data),
+        8,
+        "offsetof(drm_asahi_helper_program, data)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_bg_eot() {
     use agx_uapi::asahi::drm_asahi_bg_eot;
     assert_eq!(size_of::<drm_asahi_bg_eot>(), 8, "sizeof(drm_asahi_bg_eot)");
-    assert_eq!(align_of::<drm_asahi_bg_eot>(), 4, "alignof(drm_asahi_bg_eot)");
-    assert_eq!(offset_of!(drm_asahi_bg_eot, usc), 0, "offsetof(drm_asahi_bg_eot, usc)");
-    assert_eq!(offset_of!(drm_asahi_bg_eot, rsrc_spec), 4, "offsetof(drm_asahi_bg_eot, rsrc_spec)");
+    assert_eq!(
+        align_of::<drm_asahi_bg_eot>(),
+        4,
+        "alignof(drm_asahi_bg_eot)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_bg_eot, usc),
+        0,
+        "offsetof(drm_asahi_bg_eot, usc)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_bg_eot, rsrc_spec),
+        4,
+        "offsetof(drm_asahi_bg_eot, rsrc_spec)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_cmd_render() {
     use agx_uapi::asahi::drm_asahi_cmd_render;
-    assert_eq!(size_of::<drm_asahi_cmd_render>(), 240, "sizeof(drm_asahi_cmd_render)");
-    assert_eq!(align_of::<drm_asahi_cmd_render>(), 8, "alignof(drm_asahi_cmd_render)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, flags), 0, "offsetof(drm_asahi_cmd_render, flags)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, isp_zls_pixels), 4, "offsetof(drm_asahi_cmd_render, isp_zls_pixels)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, vdm_ctrl_stream_base), 8, "offsetof(drm_asahi_cmd_render, vdm_ctrl_stream_base)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, vertex_helper), 16, "offsetof(drm_asahi_cmd_render, vertex_helper)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, vertex_helper.binary), 16, "offsetof(drm_asahi_cmd_render, vertex_helper.binary)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, vertex_helper.cfg), 20, "offsetof(drm_asahi_cmd_render, vertex_helper.cfg)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, vertex_helper.data), 24, "offsetof(drm_asahi_cmd_render, vertex_helper.data)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, fragment_helper), 32, "offsetof(drm_asahi_cmd_render, fragment_helper)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, fragment_helper.binary), 32, "offsetof(drm_asahi_cmd_render, fragment_helper.binary)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, fragment_helper.cfg), 36, "offsetof(drm_asahi_cmd_render, fragment_helper.cfg)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, fragment_helper.data), 40, "offsetof(drm_asahi_cmd_render, fragment_helper.data)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, isp_scissor_base), 48, "offsetof(drm_asahi_cmd_render, isp_scissor_base)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, isp_dbias_base), 56, "offsetof(drm_asahi_cmd_render, isp_dbias_base)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, isp_oclqry_base), 64, "offsetof(drm_asahi_cmd_render, isp_oclqry_base)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, depth), 72, "offsetof(drm_asahi_cmd_render, depth)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, depth.base), 72, "offsetof(drm_asahi_cmd_render, depth.base)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, depth.comp_base), 80, "offsetof(drm_asahi_cmd_render, depth.comp_base)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, depth.stride), 88, "offsetof(drm_asahi_cmd_render, depth.stride)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, depth.comp_stride), 92, "offsetof(drm_asahi_cmd_render, depth.comp_stride)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, stencil), 96, "offsetof(drm_asahi_cmd_render, stencil)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, stencil.base), 96, "offsetof(drm_asahi_cmd_render, stencil.base)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, stencil.comp_base), 104, "offsetof(drm_asahi_cmd_render, stencil.comp_base)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, stencil.stride), 112, "offsetof(drm_asahi_cmd_render, stencil.stride)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, stencil.comp_stride), 116, "offsetof(drm_asahi_cmd_render, stencil.comp_stride)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, zls_ctrl), 120, "offsetof(drm_asahi_cmd_render, zls_ctrl)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ppp_multisamplectl), 128, "offsetof(drm_asahi_cmd_render, ppp_multisamplectl)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, sampler_heap), 136, "offsetof(drm_asahi_cmd_render, sampler_heap)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ppp_ctrl), 144, "offsetof(drm_asahi_cmd_render, ppp_ctrl)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, width_px), 148, "offsetof(drm_asahi_cmd_render, width_px)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, height_px), 150, "offsetof(drm_asahi_cmd_render, height_px)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, layers), 152, "offsetof(drm_asahi_cmd_render, layers)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, sampler_count), 154, "offsetof(drm_asahi_cmd_render, sampler_count)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, utile_width_px), 156, "offsetof(drm_asahi_cmd_render, utile_width_px)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, utile_height_px), 157, "offsetof(drm_asahi_cmd_render, utile_height_px)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, samples), 158, "offsetof(drm_asahi_cmd_render, samples)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, sample_size_B), 159, "offsetof(drm_asahi_cmd_render, sample_size_B)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, isp_merge_upper_x), 160, "offsetof(drm_asahi_cmd_render, isp_merge_upper_x)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, isp_merge_upper_y), 164, "offsetof(drm_asahi_cmd_render, isp_merge_upper_y)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, bg), 168, "offsetof(drm_asahi_cmd_render, bg)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, bg.usc), 168, "offsetof(drm_asahi_cmd_render, bg.usc)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, bg.rsrc_spec), 172, "offsetof(drm_asahi_cmd_render, bg.rsrc_spec)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, eot), 176, "offsetof(drm_asahi_cmd_render, eot)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, eot.usc), 176, "offsetof(drm_asahi_cmd_render, eot.usc)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, eot.rsrc_spec), 180, "offsetof(drm_asahi_cmd_render, eot.rsrc_spec)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, partial_bg), 184, "offsetof(drm_asahi_cmd_render, partial_bg)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, partial_bg.usc), 184, "offsetof(drm_asahi_cmd_render, partial_bg.usc)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, partial_bg.rsrc_spec), 188, "offsetof(drm_asahi_cmd_render, partial_bg.rsrc_spec)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, partial_eot), 192, "offsetof(drm_asahi_cmd_render, partial_eot)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, partial_eot.usc), 192, "offsetof(drm_asahi_cmd_render, partial_eot.usc)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, partial_eot.rsrc_spec), 196, "offsetof(drm_asahi_cmd_render, partial_eot.rsrc_spec)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, isp_bgobjdepth), 200, "offsetof(drm_asahi_cmd_render, isp_bgobjdepth)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, isp_bgobjvals), 204, "offsetof(drm_asahi_cmd_render, isp_bgobjvals)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_vtx), 208, "offsetof(drm_asahi_cmd_render, ts_vtx)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_vtx.start), 208, "offsetof(drm_asahi_cmd_render, ts_vtx.start)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_vtx.start.handle), 208, "offsetof(drm_asahi_cmd_render, ts_vtx.start.handle)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_vtx.start.offset), 212, "offsetof(drm_asahi_cmd_render, ts_vtx.start.offset)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_vtx.end), 216, "offsetof(drm_asahi_cmd_render, ts_vtx.end)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_vtx.end.handle), 216, "offsetof(drm_asahi_cmd_render, ts_vtx.end.handle)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_vtx.end.offset), 220, "offsetof(drm_asahi_cmd_render, ts_vtx.end.offset)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_frag), 224, "offsetof(drm_asahi_cmd_render, ts_frag)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_frag.start), 224, "offsetof(drm_asahi_cmd_render, ts_frag.start)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_frag.start.handle), 224, "offsetof(drm_asahi_cmd_render, ts_frag.start.handle)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_frag.start.offset), 228, "offsetof(drm_asahi_cmd_render, ts_frag.start.offset)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_frag.end), 232, "offsetof(drm_asahi_cmd_render, ts_frag.end)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_frag.end.handle), 232, "offsetof(drm_asahi_cmd_render, ts_frag.end.handle)");
-    assert_eq!(offset_of!(drm_asahi_cmd_render, ts_frag.end.offset), 236, "offsetof(drm_asahi_cmd_render, ts_frag.end.offset)");
+    assert_eq!(
+        size_of::<drm_asahi_cmd_render>(),
+        240,
+        "sizeof(drm_asahi_cmd_render)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_cmd_render>(),
+        8,
+        "alignof(drm_asahi_cmd_render)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, flags),
+        0,
+        "offsetof(drm_asahi_cmd_render, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, isp_zls_pixels),
+        4,
+        "offsetof(drm_asahi_cmd_render, isp_zls_pixels)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, vdm_ctrl_stream_base),
+        8,
+        "offsetof(drm_asahi_cmd_render, vdm_ctrl_stream_base)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, vertex_helper),
+        16,
+        "offsetof(drm_asahi_cmd_render, vertex_helper)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, vertex_helper.binary),
+        16,
+        "offsetof(drm_asahi_cmd_render, vertex_helper.binary)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, vertex_helper.cfg),
+        20,
+        "offsetof(drm_asahi_cmd_render, vertex_helper.cfg)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, vertex_helper.data),
+        24,
+        "offsetof(drm_asahi_cmd_render, vertex_helper.data)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, fragment_helper),
+        32,
+        "offsetof(drm_asahi_cmd_render, fragment_helper)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, fragment_helper.binary),
+        32,
+        "offsetof(drm_asahi_cmd_render, fragment_helper.binary)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, fragment_helper.cfg),
+        36,
+        "offsetof(drm_asahi_cmd_render, fragment_helper.cfg)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, fragment_helper.data),
+        40,
+        "offsetof(drm_asahi_cmd_render, fragment_helper.data)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, isp_scissor_base),
+        48,
+        "offsetof(drm_asahi_cmd_render, isp_scissor_base)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, isp_dbias_base),
+        56,
+        "offsetof(drm_asahi_cmd_render, isp_dbias_base)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, isp_oclqry_base),
+        64,
+        "offsetof(drm_asahi_cmd_render, isp_oclqry_base)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, depth),
+        72,
+        "offsetof(drm_asahi_cmd_render, depth)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, depth.base),
+        72,
+        "offsetof(drm_asahi_cmd_render, depth.base)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, depth.comp_base),
+        80,
+        "offsetof(drm_asahi_cmd_render, depth.comp_base)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, depth.stride),
+        88,
+        "offsetof(drm_asahi_cmd_render, depth.stride)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, depth.comp_stride),
+        92,
+        "offsetof(drm_asahi_cmd_render, depth.comp_stride)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, stencil),
+        96,
+        "offsetof(drm_asahi_cmd_render, stencil)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, stencil.base),
+        96,
+        "offsetof(drm_asahi_cmd_render, stencil.base)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, stencil.comp_base),
+        104,
+        "offsetof(drm_asahi_cmd_render, stencil.comp_base)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, stencil.stride),
+        112,
+        "offsetof(drm_asahi_cmd_render, stencil.stride)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, stencil.comp_stride),
+        116,
+        "offsetof(drm_asahi_cmd_render, stencil.comp_stride)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, zls_ctrl),
+        120,
+        "offsetof(drm_asahi_cmd_render, zls_ctrl)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ppp_multisamplectl),
+        128,
+        "offsetof(drm_asahi_cmd_render, ppp_multisamplectl)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, sampler_heap),
+        136,
+        "offsetof(drm_asahi_cmd_render, sampler_heap)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ppp_ctrl),
+        144,
+        "offsetof(drm_asahi_cmd_render, ppp_ctrl)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, width_px),
+        148,
+        "offsetof(drm_asahi_cmd_render, width_px)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, height_px),
+        150,
+        "offsetof(drm_asahi_cmd_render, height_px)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, layers),
+        152,
+        "offsetof(drm_asahi_cmd_render, layers)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, sampler_count),
+        154,
+        "offsetof(drm_asahi_cmd_render, sampler_count)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, utile_width_px),
+        156,
+        "offsetof(drm_asahi_cmd_render, utile_width_px)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, utile_height_px),
+        157,
+        "offsetof(drm_asahi_cmd_render, utile_height_px)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, samples),
+        158,
+        "offsetof(drm_asahi_cmd_render, samples)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, sample_size_B),
+        159,
+        "offsetof(drm_asahi_cmd_render, sample_size_B)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, isp_merge_upper_x),
+        160,
+        "offsetof(drm_asahi_cmd_render, isp_merge_upper_x)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, isp_merge_upper_y),
+        164,
+        "offsetof(drm_asahi_cmd_render, isp_merge_upper_y)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, bg),
+        168,
+        "offsetof(drm_asahi_cmd_render, bg)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, bg.usc),
+        168,
+        "offsetof(drm_asahi_cmd_render, bg.usc)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, bg.rsrc_spec),
+        172,
+        "offsetof(drm_asahi_cmd_render, bg.rsrc_spec)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, eot),
+        176,
+        "offsetof(drm_asahi_cmd_render, eot)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, eot.usc),
+        176,
+        "offsetof(drm_asahi_cmd_render, eot.usc)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, eot.rsrc_spec),
+        180,
+        "offsetof(drm_asahi_cmd_render, eot.rsrc_spec)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, partial_bg),
+        184,
+        "offsetof(drm_asahi_cmd_render, partial_bg)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, partial_bg.usc),
+        184,
+        "offsetof(drm_asahi_cmd_render, partial_bg.usc)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, partial_bg.rsrc_spec),
+        188,
+        "offsetof(drm_asahi_cmd_render, partial_bg.rsrc_spec)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, partial_eot),
+        192,
+        "offsetof(drm_asahi_cmd_render, partial_eot)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, partial_eot.usc),
+        192,
+        "offsetof(drm_asahi_cmd_render, partial_eot.usc)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, partial_eot.rsrc_spec),
+        196,
+        "offsetof(drm_asahi_cmd_render, partial_eot.rsrc_spec)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, isp_bgobjdepth),
+        200,
+        "offsetof(drm_asahi_cmd_render, isp_bgobjdepth)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, isp_bgobjvals),
+        204,
+        "offsetof(drm_asahi_cmd_render, isp_bgobjvals)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_vtx),
+        208,
+        "offsetof(drm_asahi_cmd_render, ts_vtx)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_vtx.start),
+        208,
+        "offsetof(drm_asahi_cmd_render, ts_vtx.start)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_vtx.start.handle),
+        208,
+        "offsetof(drm_asahi_cmd_render, ts_vtx.start.handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_vtx.start.offset),
+        212,
+        "offsetof(drm_asahi_cmd_render, ts_vtx.start.offset)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_vtx.end),
+        216,
+        "offsetof(drm_asahi_cmd_render, ts_vtx.end)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_vtx.end.handle),
+        216,
+        "offsetof(drm_asahi_cmd_render, ts_vtx.end.handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_vtx.end.offset),
+        220,
+        "offsetof(drm_asahi_cmd_render, ts_vtx.end.offset)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_frag),
+        224,
+        "offsetof(drm_asahi_cmd_render, ts_frag)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_frag.start),
+        224,
+        "offsetof(drm_asahi_cmd_render, ts_frag.start)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_frag.start.handle),
+        224,
+        "offsetof(drm_asahi_cmd_render, ts_frag.start.handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_frag.start.offset),
+        228,
+        "offsetof(drm_asahi_cmd_render, ts_frag.start.offset)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_frag.end),
+        232,
+        "offsetof(drm_asahi_cmd_render, ts_frag.end)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_frag.end.handle),
+        232,
+        "offsetof(drm_asahi_cmd_render, ts_frag.end.handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_render, ts_frag.end.offset),
+        236,
+        "offsetof(drm_asahi_cmd_render, ts_frag.end.offset)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_cmd_compute() {
     use agx_uapi::asahi::drm_asahi_cmd_compute;
-    assert_eq!(size_of::<drm_asahi_cmd_compute>(), 64, "sizeof(drm_asahi_cmd_compute)");
-    assert_eq!(align_of::<drm_asahi_cmd_compute>(), 8, "alignof(drm_asahi_cmd_compute)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, flags), 0, "offsetof(drm_asahi_cmd_compute, flags)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, sampler_count), 4, "offsetof(drm_asahi_cmd_compute, sampler_count)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, cdm_ctrl_stream_base), 8, "offsetof(drm_asahi_cmd_compute, cdm_ctrl_stream_base)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, cdm_ctrl_stream_end), 16, "offsetof(drm_asahi_cmd_compute, cdm_ctrl_stream_end)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, sampler_heap), 24, "offsetof(drm_asahi_cmd_compute, sampler_heap)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, helper), 32, "offsetof(drm_asahi_cmd_compute, helper)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, helper.binary), 32, "offsetof(drm_asahi_cmd_compute, helper.binary)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, helper.cfg), 36, "offsetof(drm_asahi_cmd_compute, helper.cfg)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, helper.data), 40, "offsetof(drm_asahi_cmd_compute, helper.data)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, ts), 48, "offsetof(drm_asahi_cmd_compute, ts)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, ts.start), 48, "offsetof(drm_asahi_cmd_compute, ts.start)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, ts.start.handle), 48, "offsetof(drm_asahi_cmd_compute, ts.start.handle)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, ts.start.offset), 52, "offsetof(drm_asahi_cmd_compute, ts.start.offset)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, ts.end), 56, "offsetof(drm_asahi_cmd_compute, ts.end)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, ts.end.handle), 56, "offsetof(drm_asahi_cmd_compute, ts.end.handle)");
-    assert_eq!(offset_of!(drm_asahi_cmd_compute, ts.end.offset), 60, "offsetof(drm_asahi_cmd_compute, ts.end.offset)");
+    assert_eq!(
+        size_of::<drm_asahi_cmd_compute>(),
+        64,
+        "sizeof(drm_asahi_cmd_compute)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_cmd_compute>(),
+        8,
+        "alignof(drm_asahi_cmd_compute)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, flags),
+        0,
+        "offsetof(drm_asahi_cmd_compute, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, sampler_count),
+        4,
+        "offsetof(drm_asahi_cmd_compute, sampler_count)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, cdm_ctrl_stream_base),
+        8,
+        "offsetof(drm_asahi_cmd_compute, cdm_ctrl_stream_base)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, cdm_ctrl_stream_end),
+        16,
+        "offsetof(drm_asahi_cmd_compute, cdm_ctrl_stream_end)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, sampler_heap),
+        24,
+        "offsetof(drm_asahi_cmd_compute, sampler_heap)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, helper),
+        32,
+        "offsetof(drm_asahi_cmd_compute, helper)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, helper.binary),
+        32,
+        "offsetof(drm_asahi_cmd_compute, helper.binary)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, helper.cfg),
+        36,
+        "offsetof(drm_asahi_cmd_compute, helper.cfg)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, helper.data),
+        40,
+        "offsetof(drm_asahi_cmd_compute, helper.data)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, ts),
+        48,
+        "offsetof(drm_asahi_cmd_compute, ts)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, ts.start),
+        48,
+        "offsetof(drm_asahi_cmd_compute, ts.start)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, ts.start.handle),
+        48,
+        "offsetof(drm_asahi_cmd_compute, ts.start.handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, ts.start.offset),
+        52,
+        "offsetof(drm_asahi_cmd_compute, ts.start.offset)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, ts.end),
+        56,
+        "offsetof(drm_asahi_cmd_compute, ts.end)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, ts.end.handle),
+        56,
+        "offsetof(drm_asahi_cmd_compute, ts.end.handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_cmd_compute, ts.end.offset),
+        60,
+        "offsetof(drm_asahi_cmd_compute, ts.end.offset)"
+    );
 }
 
 #[test]
 fn layout_drm_asahi_get_time() {
     use agx_uapi::asahi::drm_asahi_get_time;
-    assert_eq!(size_of::<drm_asahi_get_time>(), 16, "sizeof(drm_asahi_get_time)");
-    assert_eq!(align_of::<drm_asahi_get_time>(), 8, "alignof(drm_asahi_get_time)");
-    assert_eq!(offset_of!(drm_asahi_get_time, flags), 0, "offsetof(drm_asahi_get_time, flags)");
-    assert_eq!(offset_of!(drm_asahi_get_time, gpu_timestamp), 8, "offsetof(drm_asahi_get_time, gpu_timestamp)");
+    assert_eq!(
+        size_of::<drm_asahi_get_time>(),
+        16,
+        "sizeof(drm_asahi_get_time)"
+    );
+    assert_eq!(
+        align_of::<drm_asahi_get_time>(),
+        8,
+        "alignof(drm_asahi_get_time)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_get_time, flags),
+        0,
+        "offsetof(drm_asahi_get_time, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_asahi_get_time, gpu_timestamp),
+        8,
+        "offsetof(drm_asahi_get_time, gpu_timestamp)"
+    );
 }
 
 #[test]
@@ -349,15 +1237,51 @@ fn layout_drm_version() {
     use agx_uapi::drm::drm_version;
     assert_eq!(size_of::<drm_version>(), 64, "sizeof(drm_version)");
     assert_eq!(align_of::<drm_version>(), 8, "alignof(drm_version)");
-    assert_eq!(offset_of!(drm_version, version_major), 0, "offsetof(drm_version, version_major)");
-    assert_eq!(offset_of!(drm_version, version_minor), 4, "offsetof(drm_version, version_minor)");
-    assert_eq!(offset_of!(drm_version, version_patchlevel), 8, "offsetof(drm_version, version_patchlevel)");
-    assert_eq!(offset_of!(drm_version, name_len), 16, "offsetof(drm_version, name_len)");
-    assert_eq!(offset_of!(drm_version, name), 24, "offsetof(drm_version, name)");
-    assert_eq!(offset_of!(drm_version, date_len), 32, "offsetof(drm_version, date_len)");
-    assert_eq!(offset_of!(drm_version, date), 40, "offsetof(drm_version, date)");
-    assert_eq!(offset_of!(drm_version, desc_len), 48, "offsetof(drm_version, desc_len)");
-    assert_eq!(offset_of!(drm_version, desc), 56, "offsetof(drm_version, desc)");
+    assert_eq!(
+        offset_of!(drm_version, version_major),
+        0,
+        "offsetof(drm_version, version_major)"
+    );
+    assert_eq!(
+        offset_of!(drm_version, version_minor),
+        4,
+        "offsetof(drm_version, version_minor)"
+    );
+    assert_eq!(
+        offset_of!(drm_version, version_patchlevel),
+        8,
+        "offsetof(drm_version, version_patchlevel)"
+    );
+    assert_eq!(
+        offset_of!(drm_version, name_len),
+        16,
+        "offsetof(drm_version, name_len)"
+    );
+    assert_eq!(
+        offset_of!(drm_version, name),
+        24,
+        "offsetof(drm_version, name)"
+    );
+    assert_eq!(
+        offset_of!(drm_version, date_len),
+        32,
+        "offsetof(drm_version, date_len)"
+    );
+    assert_eq!(
+        offset_of!(drm_version, date),
+        40,
+        "offsetof(drm_version, date)"
+    );
+    assert_eq!(
+        offset_of!(drm_version, desc_len),
+        48,
+        "offsetof(drm_version, desc_len)"
+    );
+    assert_eq!(
+        offset_of!(drm_version, desc),
+        56,
+        "offsetof(drm_version, desc)"
+    );
 }
 
 #[test]
@@ -365,70 +1289,206 @@ fn layout_drm_gem_close() {
     use agx_uapi::drm::drm_gem_close;
     assert_eq!(size_of::<drm_gem_close>(), 8, "sizeof(drm_gem_close)");
     assert_eq!(align_of::<drm_gem_close>(), 4, "alignof(drm_gem_close)");
-    assert_eq!(offset_of!(drm_gem_close, handle), 0, "offsetof(drm_gem_close, handle)");
-    assert_eq!(offset_of!(drm_gem_close, pad), 4, "offsetof(drm_gem_close, pad)");
+    assert_eq!(
+        offset_of!(drm_gem_close, handle),
+        0,
+        "offsetof(drm_gem_close, handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_gem_close, pad),
+        4,
+        "offsetof(drm_gem_close, pad)"
+    );
 }
 
 #[test]
 fn layout_drm_prime_handle() {
     use agx_uapi::drm::drm_prime_handle;
-    assert_eq!(size_of::<drm_prime_handle>(), 12, "sizeof(drm_prime_handle)");
-    assert_eq!(align_of::<drm_prime_handle>(), 4, "alignof(drm_prime_handle)");
-    assert_eq!(offset_of!(drm_prime_handle, handle), 0, "offsetof(drm_prime_handle, handle)");
-    assert_eq!(offset_of!(drm_prime_handle, flags), 4, "offsetof(drm_prime_handle, flags)");
-    assert_eq!(offset_of!(drm_prime_handle, fd), 8, "offsetof(drm_prime_handle, fd)");
+    assert_eq!(
+        size_of::<drm_prime_handle>(),
+        12,
+        "sizeof(drm_prime_handle)"
+    );
+    assert_eq!(
+        align_of::<drm_prime_handle>(),
+        4,
+        "alignof(drm_prime_handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_prime_handle, handle),
+        0,
+        "offsetof(drm_prime_handle, handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_prime_handle, flags),
+        4,
+        "offsetof(drm_prime_handle, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_prime_handle, fd),
+        8,
+        "offsetof(drm_prime_handle, fd)"
+    );
 }
 
 #[test]
 fn layout_drm_syncobj_create() {
     use agx_uapi::drm::drm_syncobj_create;
-    assert_eq!(size_of::<drm_syncobj_create>(), 8, "sizeof(drm_syncobj_create)");
-    assert_eq!(align_of::<drm_syncobj_create>(), 4, "alignof(drm_syncobj_create)");
-    assert_eq!(offset_of!(drm_syncobj_create, handle), 0, "offsetof(drm_syncobj_create, handle)");
-    assert_eq!(offset_of!(drm_syncobj_create, flags), 4, "offsetof(drm_syncobj_create, flags)");
+    assert_eq!(
+        size_of::<drm_syncobj_create>(),
+        8,
+        "sizeof(drm_syncobj_create)"
+    );
+    assert_eq!(
+        align_of::<drm_syncobj_create>(),
+        4,
+        "alignof(drm_syncobj_create)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_create, handle),
+        0,
+        "offsetof(drm_syncobj_create, handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_create, flags),
+        4,
+        "offsetof(drm_syncobj_create, flags)"
+    );
 }
 
 #[test]
 fn layout_drm_syncobj_destroy() {
     use agx_uapi::drm::drm_syncobj_destroy;
-    assert_eq!(size_of::<drm_syncobj_destroy>(), 8, "sizeof(drm_syncobj_destroy)");
-    assert_eq!(align_of::<drm_syncobj_destroy>(), 4, "alignof(drm_syncobj_destroy)");
-    assert_eq!(offset_of!(drm_syncobj_destroy, handle), 0, "offsetof(drm_syncobj_destroy, handle)");
-    assert_eq!(offset_of!(drm_syncobj_destroy, pad), 4, "offsetof(drm_syncobj_destroy, pad)");
+    assert_eq!(
+        size_of::<drm_syncobj_destroy>(),
+        8,
+        "sizeof(drm_syncobj_destroy)"
+    );
+    assert_eq!(
+        align_of::<drm_syncobj_destroy>(),
+        4,
+        "alignof(drm_syncobj_destroy)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_destroy, handle),
+        0,
+        "offsetof(drm_syncobj_destroy, handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_destroy, pad),
+        4,
+        "offsetof(drm_syncobj_destroy, pad)"
+    );
 }
 
 #[test]
 fn layout_drm_syncobj_transfer() {
     use agx_uapi::drm::drm_syncobj_transfer;
-    assert_eq!(size_of::<drm_syncobj_transfer>(), 32, "sizeof(drm_syncobj_transfer)");
-    assert_eq!(align_of::<drm_syncobj_transfer>(), 8, "alignof(drm_syncobj_transfer)");
-    assert_eq!(offset_of!(drm_syncobj_transfer, src_handle), 0, "offsetof(drm_syncobj_transfer, src_handle)");
-    assert_eq!(offset_of!(drm_syncobj_transfer, dst_handle), 4, "offsetof(drm_syncobj_transfer, dst_handle)");
-    assert_eq!(offset_of!(drm_syncobj_transfer, src_point), 8, "offsetof(drm_syncobj_transfer, src_point)");
-    assert_eq!(offset_of!(drm_syncobj_transfer, dst_point), 16, "offsetof(drm_syncobj_transfer, dst_point)");
-    assert_eq!(offset_of!(drm_syncobj_transfer, flags), 24, "offsetof(drm_syncobj_transfer, flags)");
-    assert_eq!(offset_of!(drm_syncobj_transfer, pad), 28, "offsetof(drm_syncobj_transfer, pad)");
+    assert_eq!(
+        size_of::<drm_syncobj_transfer>(),
+        32,
+        "sizeof(drm_syncobj_transfer)"
+    );
+    assert_eq!(
+        align_of::<drm_syncobj_transfer>(),
+        8,
+        "alignof(drm_syncobj_transfer)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_transfer, src_handle),
+        0,
+        "offsetof(drm_syncobj_transfer, src_handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_transfer, dst_handle),
+        4,
+        "offsetof(drm_syncobj_transfer, dst_handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_transfer, src_point),
+        8,
+        "offsetof(drm_syncobj_transfer, src_point)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_transfer, dst_point),
+        16,
+        "offsetof(drm_syncobj_transfer, dst_point)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_transfer, flags),
+        24,
+        "offsetof(drm_syncobj_transfer, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_transfer, pad),
+        28,
+        "offsetof(drm_syncobj_transfer, pad)"
+    );
 }
 
 #[test]
 fn layout_drm_syncobj_array() {
     use agx_uapi::drm::drm_syncobj_array;
-    assert_eq!(size_of::<drm_syncobj_array>(), 16, "sizeof(drm_syncobj_array)");
-    assert_eq!(align_of::<drm_syncobj_array>(), 8, "alignof(drm_syncobj_array)");
-    assert_eq!(offset_of!(drm_syncobj_array, handles), 0, "offsetof(drm_syncobj_array, handles)");
-    assert_eq!(offset_of!(drm_syncobj_array, count_handles), 8, "offsetof(drm_syncobj_array, count_handles)");
-    assert_eq!(offset_of!(drm_syncobj_array, pad), 12, "offsetof(drm_syncobj_array, pad)");
+    assert_eq!(
+        size_of::<drm_syncobj_array>(),
+        16,
+        "sizeof(drm_syncobj_array)"
+    );
+    assert_eq!(
+        align_of::<drm_syncobj_array>(),
+        8,
+        "alignof(drm_syncobj_array)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_array, handles),
+        0,
+        "offsetof(drm_syncobj_array, handles)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_array, count_handles),
+        8,
+        "offsetof(drm_syncobj_array, count_handles)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_array, pad),
+        12,
+        "offsetof(drm_syncobj_array, pad)"
+    );
 }
 
 #[test]
 fn layout_drm_syncobj_timeline_array() {
     use agx_uapi::drm::drm_syncobj_timeline_array;
-    assert_eq!(size_of::<drm_syncobj_timeline_array>(), 24, "sizeof(drm_syncobj_timeline_array)");
-    assert_eq!(align_of::<drm_syncobj_timeline_array>(), 8, "alignof(drm_syncobj_timeline_array)");
-    assert_eq!(offset_of!(drm_syncobj_timeline_array, handles), 0, "offsetof(drm_syncobj_timeline_array, handles)");
-    assert_eq!(offset_of!(drm_syncobj_timeline_array, points), 8, "offsetof(drm_syncobj_timeline_array, points)");
-    assert_eq!(offset_of!(drm_syncobj_timeline_array, count_handles), 16, "offsetof(drm_syncobj_timeline_array, count_handles)");
-    assert_eq!(offset_of!(drm_syncobj_timeline_array, flags), 20, "offsetof(drm_syncobj_timeline_array, flags)");
+    assert_eq!(
+        size_of::<drm_syncobj_timeline_array>(),
+        24,
+        "sizeof(drm_syncobj_timeline_array)"
+    );
+    assert_eq!(
+        align_of::<drm_syncobj_timeline_array>(),
+        8,
+        "alignof(drm_syncobj_timeline_array)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_timeline_array, handles),
+        0,
+        "offsetof(drm_syncobj_timeline_array, handles)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_timeline_array, points),
+        8,
+        "offsetof(drm_syncobj_timeline_array, points)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_timeline_array, count_handles),
+        16,
+        "offsetof(drm_syncobj_timeline_array, count_handles)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_timeline_array, flags),
+        20,
+        "offsetof(drm_syncobj_timeline_array, flags)"
+    );
 }
 
 #[test]
@@ -436,61 +1496,201 @@ fn layout_drm_get_cap() {
     use agx_uapi::drm::drm_get_cap;
     assert_eq!(size_of::<drm_get_cap>(), 16, "sizeof(drm_get_cap)");
     assert_eq!(align_of::<drm_get_cap>(), 8, "alignof(drm_get_cap)");
-    assert_eq!(offset_of!(drm_get_cap, capability), 0, "offsetof(drm_get_cap, capability)");
-    assert_eq!(offset_of!(drm_get_cap, value), 8, "offsetof(drm_get_cap, value)");
+    assert_eq!(
+        offset_of!(drm_get_cap, capability),
+        0,
+        "offsetof(drm_get_cap, capability)"
+    );
+    assert_eq!(
+        offset_of!(drm_get_cap, value),
+        8,
+        "offsetof(drm_get_cap, value)"
+    );
 }
 
 #[test]
 fn layout_drm_syncobj_handle() {
     use agx_uapi::drm::drm_syncobj_handle;
-    assert_eq!(size_of::<drm_syncobj_handle>(), 24, "sizeof(drm_syncobj_handle)");
-    assert_eq!(align_of::<drm_syncobj_handle>(), 8, "alignof(drm_syncobj_handle)");
-    assert_eq!(offset_of!(drm_syncobj_handle, handle), 0, "offsetof(drm_syncobj_handle, handle)");
-    assert_eq!(offset_of!(drm_syncobj_handle, flags), 4, "offsetof(drm_syncobj_handle, flags)");
-    assert_eq!(offset_of!(drm_syncobj_handle, fd), 8, "offsetof(drm_syncobj_handle, fd)");
-    assert_eq!(offset_of!(drm_syncobj_handle, pad), 12, "offsetof(drm_syncobj_handle, pad)");
-    assert_eq!(offset_of!(drm_syncobj_handle, point), 16, "offsetof(drm_syncobj_handle, point)");
+    assert_eq!(
+        size_of::<drm_syncobj_handle>(),
+        24,
+        "sizeof(drm_syncobj_handle)"
+    );
+    assert_eq!(
+        align_of::<drm_syncobj_handle>(),
+        8,
+        "alignof(drm_syncobj_handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_handle, handle),
+        0,
+        "offsetof(drm_syncobj_handle, handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_handle, flags),
+        4,
+        "offsetof(drm_syncobj_handle, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_handle, fd),
+        8,
+        "offsetof(drm_syncobj_handle, fd)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_handle, pad),
+        12,
+        "offsetof(drm_syncobj_handle, pad)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_handle, point),
+        16,
+        "offsetof(drm_syncobj_handle, point)"
+    );
 }
 
 #[test]
 fn layout_drm_syncobj_wait() {
     use agx_uapi::drm::drm_syncobj_wait;
-    assert_eq!(size_of::<drm_syncobj_wait>(), 40, "sizeof(drm_syncobj_wait)");
-    assert_eq!(align_of::<drm_syncobj_wait>(), 8, "alignof(drm_syncobj_wait)");
-    assert_eq!(offset_of!(drm_syncobj_wait, handles), 0, "offsetof(drm_syncobj_wait, handles)");
-    assert_eq!(offset_of!(drm_syncobj_wait, timeout_nsec), 8, "offsetof(drm_syncobj_wait, timeout_nsec)");
-    assert_eq!(offset_of!(drm_syncobj_wait, count_handles), 16, "offsetof(drm_syncobj_wait, count_handles)");
-    assert_eq!(offset_of!(drm_syncobj_wait, flags), 20, "offsetof(drm_syncobj_wait, flags)");
-    assert_eq!(offset_of!(drm_syncobj_wait, first_signaled), 24, "offsetof(drm_syncobj_wait, first_signaled)");
-    assert_eq!(offset_of!(drm_syncobj_wait, pad), 28, "offsetof(drm_syncobj_wait, pad)");
-    assert_eq!(offset_of!(drm_syncobj_wait, deadline_nsec), 32, "offsetof(drm_syncobj_wait, deadline_nsec)");
+    assert_eq!(
+        size_of::<drm_syncobj_wait>(),
+        40,
+        "sizeof(drm_syncobj_wait)"
+    );
+    assert_eq!(
+        align_of::<drm_syncobj_wait>(),
+        8,
+        "alignof(drm_syncobj_wait)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_wait, handles),
+        0,
+        "offsetof(drm_syncobj_wait, handles)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_wait, timeout_nsec),
+        8,
+        "offsetof(drm_syncobj_wait, timeout_nsec)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_wait, count_handles),
+        16,
+        "offsetof(drm_syncobj_wait, count_handles)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_wait, flags),
+        20,
+        "offsetof(drm_syncobj_wait, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_wait, first_signaled),
+        24,
+        "offsetof(drm_syncobj_wait, first_signaled)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_wait, pad),
+        28,
+        "offsetof(drm_syncobj_wait, pad)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_wait, deadline_nsec),
+        32,
+        "offsetof(drm_syncobj_wait, deadline_nsec)"
+    );
 }
 
 #[test]
 fn layout_drm_syncobj_timeline_wait() {
     use agx_uapi::drm::drm_syncobj_timeline_wait;
-    assert_eq!(size_of::<drm_syncobj_timeline_wait>(), 48, "sizeof(drm_syncobj_timeline_wait)");
-    assert_eq!(align_of::<drm_syncobj_timeline_wait>(), 8, "alignof(drm_syncobj_timeline_wait)");
-    assert_eq!(offset_of!(drm_syncobj_timeline_wait, handles), 0, "offsetof(drm_syncobj_timeline_wait, handles)");
-    assert_eq!(offset_of!(drm_syncobj_timeline_wait, points), 8, "offsetof(drm_syncobj_timeline_wait, points)");
-    assert_eq!(offset_of!(drm_syncobj_timeline_wait, timeout_nsec), 16, "offsetof(drm_syncobj_timeline_wait, timeout_nsec)");
-    assert_eq!(offset_of!(drm_syncobj_timeline_wait, count_handles), 24, "offsetof(drm_syncobj_timeline_wait, count_handles)");
-    assert_eq!(offset_of!(drm_syncobj_timeline_wait, flags), 28, "offsetof(drm_syncobj_timeline_wait, flags)");
-    assert_eq!(offset_of!(drm_syncobj_timeline_wait, first_signaled), 32, "offsetof(drm_syncobj_timeline_wait, first_signaled)");
-    assert_eq!(offset_of!(drm_syncobj_timeline_wait, pad), 36, "offsetof(drm_syncobj_timeline_wait, pad)");
-    assert_eq!(offset_of!(drm_syncobj_timeline_wait, deadline_nsec), 40, "offsetof(drm_syncobj_timeline_wait, deadline_nsec)");
+    assert_eq!(
+        size_of::<drm_syncobj_timeline_wait>(),
+        48,
+        "sizeof(drm_syncobj_timeline_wait)"
+    );
+    assert_eq!(
+        align_of::<drm_syncobj_timeline_wait>(),
+        8,
+        "alignof(drm_syncobj_timeline_wait)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_timeline_wait, handles),
+        0,
+        "offsetof(drm_syncobj_timeline_wait, handles)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_timeline_wait, points),
+        8,
+        "offsetof(drm_syncobj_timeline_wait, points)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_timeline_wait, timeout_nsec),
+        16,
+        "offsetof(drm_syncobj_timeline_wait, timeout_nsec)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_timeline_wait, count_handles),
+        24,
+        "offsetof(drm_syncobj_timeline_wait, count_handles)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_timeline_wait, flags),
+        28,
+        "offsetof(drm_syncobj_timeline_wait, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_timeline_wait, first_signaled),
+        32,
+        "offsetof(drm_syncobj_timeline_wait, first_signaled)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_timeline_wait, pad),
+        36,
+        "offsetof(drm_syncobj_timeline_wait, pad)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_timeline_wait, deadline_nsec),
+        40,
+        "offsetof(drm_syncobj_timeline_wait, deadline_nsec)"
+    );
 }
 
 #[test]
 fn layout_drm_syncobj_eventfd() {
     use agx_uapi::drm::drm_syncobj_eventfd;
-    assert_eq!(size_of::<drm_syncobj_eventfd>(), 24, "sizeof(drm_syncobj_eventfd)");
-    assert_eq!(align_of::<drm_syncobj_eventfd>(), 8, "alignof(drm_syncobj_eventfd)");
-    assert_eq!(offset_of!(drm_syncobj_eventfd, handle), 0, "offsetof(drm_syncobj_eventfd, handle)");
-    assert_eq!(offset_of!(drm_syncobj_eventfd, flags), 4, "offsetof(drm_syncobj_eventfd, flags)");
-    assert_eq!(offset_of!(drm_syncobj_eventfd, point), 8, "offsetof(drm_syncobj_eventfd, point)");
-    assert_eq!(offset_of!(drm_syncobj_eventfd, fd), 16, "offsetof(drm_syncobj_eventfd, fd)");
-    assert_eq!(offset_of!(drm_syncobj_eventfd, pad), 20, "offsetof(drm_syncobj_eventfd, pad)");
+    assert_eq!(
+        size_of::<drm_syncobj_eventfd>(),
+        24,
+        "sizeof(drm_syncobj_eventfd)"
+    );
+    assert_eq!(
+        align_of::<drm_syncobj_eventfd>(),
+        8,
+        "alignof(drm_syncobj_eventfd)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_eventfd, handle),
+        0,
+        "offsetof(drm_syncobj_eventfd, handle)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_eventfd, flags),
+        4,
+        "offsetof(drm_syncobj_eventfd, flags)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_eventfd, point),
+        8,
+        "offsetof(drm_syncobj_eventfd, point)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_eventfd, fd),
+        16,
+        "offsetof(drm_syncobj_eventfd, fd)"
+    );
+    assert_eq!(
+        offset_of!(drm_syncobj_eventfd, pad),
+        20,
+        "offsetof(drm_syncobj_eventfd, pad)"
+    );
 }
 
 #[test]
@@ -498,11 +1698,31 @@ fn layout_sync_merge_data() {
     use agx_uapi::sync_file::sync_merge_data;
     assert_eq!(size_of::<sync_merge_data>(), 48, "sizeof(sync_merge_data)");
     assert_eq!(align_of::<sync_merge_data>(), 4, "alignof(sync_merge_data)");
-    assert_eq!(offset_of!(sync_merge_data, name), 0, "offsetof(sync_merge_data, name)");
-    assert_eq!(offset_of!(sync_merge_data, fd2), 32, "offsetof(sync_merge_data, fd2)");
-    assert_eq!(offset_of!(sync_merge_data, fence), 36, "offsetof(sync_merge_data, fence)");
-    assert_eq!(offset_of!(sync_merge_data, flags), 40, "offsetof(sync_merge_data, flags)");
-    assert_eq!(offset_of!(sync_merge_data, pad), 44, "offsetof(sync_merge_data, pad)");
+    assert_eq!(
+        offset_of!(sync_merge_data, name),
+        0,
+        "offsetof(sync_merge_data, name)"
+    );
+    assert_eq!(
+        offset_of!(sync_merge_data, fd2),
+        32,
+        "offsetof(sync_merge_data, fd2)"
+    );
+    assert_eq!(
+        offset_of!(sync_merge_data, fence),
+        36,
+        "offsetof(sync_merge_data, fence)"
+    );
+    assert_eq!(
+        offset_of!(sync_merge_data, flags),
+        40,
+        "offsetof(sync_merge_data, flags)"
+    );
+    assert_eq!(
+        offset_of!(sync_merge_data, pad),
+        44,
+        "offsetof(sync_merge_data, pad)"
+    );
 }
 
 #[test]
@@ -510,11 +1730,31 @@ fn layout_sync_fence_info() {
     use agx_uapi::sync_file::sync_fence_info;
     assert_eq!(size_of::<sync_fence_info>(), 80, "sizeof(sync_fence_info)");
     assert_eq!(align_of::<sync_fence_info>(), 8, "alignof(sync_fence_info)");
-    assert_eq!(offset_of!(sync_fence_info, obj_name), 0, "offsetof(sync_fence_info, obj_name)");
-    assert_eq!(offset_of!(sync_fence_info, driver_name), 32, "offsetof(sync_fence_info, driver_name)");
-    assert_eq!(offset_of!(sync_fence_info, status), 64, "offsetof(sync_fence_info, status)");
-    assert_eq!(offset_of!(sync_fence_info, flags), 68, "offsetof(sync_fence_info, flags)");
-    assert_eq!(offset_of!(sync_fence_info, timestamp_ns), 72, "offsetof(sync_fence_info, timestamp_ns)");
+    assert_eq!(
+        offset_of!(sync_fence_info, obj_name),
+        0,
+        "offsetof(sync_fence_info, obj_name)"
+    );
+    assert_eq!(
+        offset_of!(sync_fence_info, driver_name),
+        32,
+        "offsetof(sync_fence_info, driver_name)"
+    );
+    assert_eq!(
+        offset_of!(sync_fence_info, status),
+        64,
+        "offsetof(sync_fence_info, status)"
+    );
+    assert_eq!(
+        offset_of!(sync_fence_info, flags),
+        68,
+        "offsetof(sync_fence_info, flags)"
+    );
+    assert_eq!(
+        offset_of!(sync_fence_info, timestamp_ns),
+        72,
+        "offsetof(sync_fence_info, timestamp_ns)"
+    );
 }
 
 #[test]
@@ -522,12 +1762,36 @@ fn layout_sync_file_info() {
     use agx_uapi::sync_file::sync_file_info;
     assert_eq!(size_of::<sync_file_info>(), 56, "sizeof(sync_file_info)");
     assert_eq!(align_of::<sync_file_info>(), 8, "alignof(sync_file_info)");
-    assert_eq!(offset_of!(sync_file_info, name), 0, "offsetof(sync_file_info, name)");
-    assert_eq!(offset_of!(sync_file_info, status), 32, "offsetof(sync_file_info, status)");
-    assert_eq!(offset_of!(sync_file_info, flags), 36, "offsetof(sync_file_info, flags)");
-    assert_eq!(offset_of!(sync_file_info, num_fences), 40, "offsetof(sync_file_info, num_fences)");
-    assert_eq!(offset_of!(sync_file_info, pad), 44, "offsetof(sync_file_info, pad)");
-    assert_eq!(offset_of!(sync_file_info, sync_fence_info), 48, "offsetof(sync_file_info, sync_fence_info)");
+    assert_eq!(
+        offset_of!(sync_file_info, name),
+        0,
+        "offsetof(sync_file_info, name)"
+    );
+    assert_eq!(
+        offset_of!(sync_file_info, status),
+        32,
+        "offsetof(sync_file_info, status)"
+    );
+    assert_eq!(
+        offset_of!(sync_file_info, flags),
+        36,
+        "offsetof(sync_file_info, flags)"
+    );
+    assert_eq!(
+        offset_of!(sync_file_info, num_fences),
+        40,
+        "offsetof(sync_file_info, num_fences)"
+    );
+    assert_eq!(
+        offset_of!(sync_file_info, pad),
+        44,
+        "offsetof(sync_file_info, pad)"
+    );
+    assert_eq!(
+        offset_of!(sync_file_info, sync_fence_info),
+        48,
+        "offsetof(sync_file_info, sync_fence_info)"
+    );
 }
 
 #[test]
@@ -535,131 +1799,559 @@ fn layout_dma_buf_sync() {
     use agx_uapi::dma_buf::dma_buf_sync;
     assert_eq!(size_of::<dma_buf_sync>(), 8, "sizeof(dma_buf_sync)");
     assert_eq!(align_of::<dma_buf_sync>(), 8, "alignof(dma_buf_sync)");
-    assert_eq!(offset_of!(dma_buf_sync, flags), 0, "offsetof(dma_buf_sync, flags)");
+    assert_eq!(
+        offset_of!(dma_buf_sync, flags),
+        0,
+        "offsetof(dma_buf_sync, flags)"
+    );
 }
 
 #[test]
 fn layout_dma_buf_export_sync_file() {
     use agx_uapi::dma_buf::dma_buf_export_sync_file;
-    assert_eq!(size_of::<dma_buf_export_sync_file>(), 8, "sizeof(dma_buf_export_sync_file)");
-    assert_eq!(align_of::<dma_buf_export_sync_file>(), 4, "alignof(dma_buf_export_sync_file)");
-    assert_eq!(offset_of!(dma_buf_export_sync_file, flags), 0, "offsetof(dma_buf_export_sync_file, flags)");
-    assert_eq!(offset_of!(dma_buf_export_sync_file, fd), 4, "offsetof(dma_buf_export_sync_file, fd)");
+    assert_eq!(
+        size_of::<dma_buf_export_sync_file>(),
+        8,
+        "sizeof(dma_buf_export_sync_file)"
+    );
+    assert_eq!(
+        align_of::<dma_buf_export_sync_file>(),
+        4,
+        "alignof(dma_buf_export_sync_file)"
+    );
+    assert_eq!(
+        offset_of!(dma_buf_export_sync_file, flags),
+        0,
+        "offsetof(dma_buf_export_sync_file, flags)"
+    );
+    assert_eq!(
+        offset_of!(dma_buf_export_sync_file, fd),
+        4,
+        "offsetof(dma_buf_export_sync_file, fd)"
+    );
 }
 
 #[test]
 fn layout_dma_buf_import_sync_file() {
     use agx_uapi::dma_buf::dma_buf_import_sync_file;
-    assert_eq!(size_of::<dma_buf_import_sync_file>(), 8, "sizeof(dma_buf_import_sync_file)");
-    assert_eq!(align_of::<dma_buf_import_sync_file>(), 4, "alignof(dma_buf_import_sync_file)");
-    assert_eq!(offset_of!(dma_buf_import_sync_file, flags), 0, "offsetof(dma_buf_import_sync_file, flags)");
-    assert_eq!(offset_of!(dma_buf_import_sync_file, fd), 4, "offsetof(dma_buf_import_sync_file, fd)");
+    assert_eq!(
+        size_of::<dma_buf_import_sync_file>(),
+        8,
+        "sizeof(dma_buf_import_sync_file)"
+    );
+    assert_eq!(
+        align_of::<dma_buf_import_sync_file>(),
+        4,
+        "alignof(dma_buf_import_sync_file)"
+    );
+    assert_eq!(
+        offset_of!(dma_buf_import_sync_file, flags),
+        0,
+        "offsetof(dma_buf_import_sync_file, flags)"
+    );
+    assert_eq!(
+        offset_of!(dma_buf_import_sync_file, fd),
+        4,
+        "offsetof(dma_buf_import_sync_file, fd)"
+    );
 }
 
 #[test]
 fn constants() {
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_GET_PARAMS as i128, 0i128, "DRM_ASAHI_GET_PARAMS");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_GET_TIME as i128, 1i128, "DRM_ASAHI_GET_TIME");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_VM_CREATE as i128, 2i128, "DRM_ASAHI_VM_CREATE");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_VM_DESTROY as i128, 3i128, "DRM_ASAHI_VM_DESTROY");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_VM_BIND as i128, 4i128, "DRM_ASAHI_VM_BIND");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_GEM_CREATE as i128, 5i128, "DRM_ASAHI_GEM_CREATE");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_GEM_MMAP_OFFSET as i128, 6i128, "DRM_ASAHI_GEM_MMAP_OFFSET");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_GEM_BIND_OBJECT as i128, 7i128, "DRM_ASAHI_GEM_BIND_OBJECT");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_QUEUE_CREATE as i128, 8i128, "DRM_ASAHI_QUEUE_CREATE");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_QUEUE_DESTROY as i128, 9i128, "DRM_ASAHI_QUEUE_DESTROY");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_SUBMIT as i128, 10i128, "DRM_ASAHI_SUBMIT");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_MAX_CLUSTERS as i128, 64i128, "DRM_ASAHI_MAX_CLUSTERS");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_BARRIER_NONE as i128, 65535i128, "DRM_ASAHI_BARRIER_NONE");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_FEATURE_SOFT_FAULTS as i128, 1i128, "DRM_ASAHI_FEATURE_SOFT_FAULTS");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_GEM_WRITEBACK as i128, 1i128, "DRM_ASAHI_GEM_WRITEBACK");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_GEM_VM_PRIVATE as i128, 2i128, "DRM_ASAHI_GEM_VM_PRIVATE");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_BIND_UNBIND as i128, 1i128, "DRM_ASAHI_BIND_UNBIND");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_BIND_READ as i128, 2i128, "DRM_ASAHI_BIND_READ");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_BIND_WRITE as i128, 4i128, "DRM_ASAHI_BIND_WRITE");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_BIND_SINGLE_PAGE as i128, 8i128, "DRM_ASAHI_BIND_SINGLE_PAGE");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_BIND_OBJECT_OP_BIND as i128, 0i128, "DRM_ASAHI_BIND_OBJECT_OP_BIND");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_BIND_OBJECT_OP_UNBIND as i128, 1i128, "DRM_ASAHI_BIND_OBJECT_OP_UNBIND");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_BIND_OBJECT_USAGE_TIMESTAMPS as i128, 1i128, "DRM_ASAHI_BIND_OBJECT_USAGE_TIMESTAMPS");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_CMD_RENDER as i128, 0i128, "DRM_ASAHI_CMD_RENDER");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_CMD_COMPUTE as i128, 1i128, "DRM_ASAHI_CMD_COMPUTE");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_SET_VERTEX_ATTACHMENTS as i128, 2i128, "DRM_ASAHI_SET_VERTEX_ATTACHMENTS");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_SET_FRAGMENT_ATTACHMENTS as i128, 3i128, "DRM_ASAHI_SET_FRAGMENT_ATTACHMENTS");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_SET_COMPUTE_ATTACHMENTS as i128, 4i128, "DRM_ASAHI_SET_COMPUTE_ATTACHMENTS");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_PRIORITY_LOW as i128, 0i128, "DRM_ASAHI_PRIORITY_LOW");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_PRIORITY_MEDIUM as i128, 1i128, "DRM_ASAHI_PRIORITY_MEDIUM");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_PRIORITY_HIGH as i128, 2i128, "DRM_ASAHI_PRIORITY_HIGH");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_PRIORITY_REALTIME as i128, 3i128, "DRM_ASAHI_PRIORITY_REALTIME");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_SYNC_SYNCOBJ as i128, 0i128, "DRM_ASAHI_SYNC_SYNCOBJ");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_SYNC_TIMELINE_SYNCOBJ as i128, 1i128, "DRM_ASAHI_SYNC_TIMELINE_SYNCOBJ");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_RENDER_VERTEX_SCRATCH as i128, 1i128, "DRM_ASAHI_RENDER_VERTEX_SCRATCH");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_RENDER_PROCESS_EMPTY_TILES as i128, 2i128, "DRM_ASAHI_RENDER_PROCESS_EMPTY_TILES");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_RENDER_NO_VERTEX_CLUSTERING as i128, 4i128, "DRM_ASAHI_RENDER_NO_VERTEX_CLUSTERING");
-    assert_eq!(agx_uapi::asahi::DRM_ASAHI_RENDER_DBIAS_IS_INT as i128, 262144i128, "DRM_ASAHI_RENDER_DBIAS_IS_INT");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_BASE as i128, 100i128, "DRM_IOCTL_BASE");
-    assert_eq!(agx_uapi::drm::DRM_COMMAND_BASE as i128, 64i128, "DRM_COMMAND_BASE");
-    assert_eq!(agx_uapi::drm::DRM_COMMAND_END as i128, 160i128, "DRM_COMMAND_END");
-    assert_eq!(agx_uapi::drm::DRM_CAP_SYNCOBJ as i128, 19i128, "DRM_CAP_SYNCOBJ");
-    assert_eq!(agx_uapi::drm::DRM_CAP_SYNCOBJ_TIMELINE as i128, 20i128, "DRM_CAP_SYNCOBJ_TIMELINE");
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_GET_PARAMS as i128,
+        0i128,
+        "DRM_ASAHI_GET_PARAMS"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_GET_TIME as i128,
+        1i128,
+        "DRM_ASAHI_GET_TIME"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_VM_CREATE as i128,
+        2i128,
+        "DRM_ASAHI_VM_CREATE"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_VM_DESTROY as i128,
+        3i128,
+        "DRM_ASAHI_VM_DESTROY"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_VM_BIND as i128,
+        4i128,
+        "DRM_ASAHI_VM_BIND"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_GEM_CREATE as i128,
+        5i128,
+        "DRM_ASAHI_GEM_CREATE"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_GEM_MMAP_OFFSET as i128,
+        6i128,
+        "DRM_ASAHI_GEM_MMAP_OFFSET"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_GEM_BIND_OBJECT as i128,
+        7i128,
+        "DRM_ASAHI_GEM_BIND_OBJECT"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_QUEUE_CREATE as i128,
+        8i128,
+        "DRM_ASAHI_QUEUE_CREATE"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_QUEUE_DESTROY as i128,
+        9i128,
+        "DRM_ASAHI_QUEUE_DESTROY"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_SUBMIT as i128,
+        10i128,
+        "DRM_ASAHI_SUBMIT"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_MAX_CLUSTERS as i128,
+        64i128,
+        "DRM_ASAHI_MAX_CLUSTERS"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_BARRIER_NONE as i128,
+        65535i128,
+        "DRM_ASAHI_BARRIER_NONE"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_FEATURE_SOFT_FAULTS as i128,
+        1i128,
+        "DRM_ASAHI_FEATURE_SOFT_FAULTS"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_GEM_WRITEBACK as i128,
+        1i128,
+        "DRM_ASAHI_GEM_WRITEBACK"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_GEM_VM_PRIVATE as i128,
+        2i128,
+        "DRM_ASAHI_GEM_VM_PRIVATE"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_BIND_UNBIND as i128,
+        1i128,
+        "DRM_ASAHI_BIND_UNBIND"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_BIND_READ as i128,
+        2i128,
+        "DRM_ASAHI_BIND_READ"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_BIND_WRITE as i128,
+        4i128,
+        "DRM_ASAHI_BIND_WRITE"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_BIND_SINGLE_PAGE as i128,
+        8i128,
+        "DRM_ASAHI_BIND_SINGLE_PAGE"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_BIND_OBJECT_OP_BIND as i128,
+        0i128,
+        "DRM_ASAHI_BIND_OBJECT_OP_BIND"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_BIND_OBJECT_OP_UNBIND as i128,
+        1i128,
+        "DRM_ASAHI_BIND_OBJECT_OP_UNBIND"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_BIND_OBJECT_USAGE_TIMESTAMPS as i128,
+        1i128,
+        "DRM_ASAHI_BIND_OBJECT_USAGE_TIMESTAMPS"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_CMD_RENDER as i128,
+        0i128,
+        "DRM_ASAHI_CMD_RENDER"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_CMD_COMPUTE as i128,
+        1i128,
+        "DRM_ASAHI_CMD_COMPUTE"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_SET_VERTEX_ATTACHMENTS as i128,
+        2i128,
+        "DRM_ASAHI_SET_VERTEX_ATTACHMENTS"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_SET_FRAGMENT_ATTACHMENTS as i128,
+        3i128,
+        "DRM_ASAHI_SET_FRAGMENT_ATTACHMENTS"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_SET_COMPUTE_ATTACHMENTS as i128,
+        4i128,
+        "DRM_ASAHI_SET_COMPUTE_ATTACHMENTS"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_PRIORITY_LOW as i128,
+        0i128,
+        "DRM_ASAHI_PRIORITY_LOW"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_PRIORITY_MEDIUM as i128,
+        1i128,
+        "DRM_ASAHI_PRIORITY_MEDIUM"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_PRIORITY_HIGH as i128,
+        2i128,
+        "DRM_ASAHI_PRIORITY_HIGH"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_PRIORITY_REALTIME as i128,
+        3i128,
+        "DRM_ASAHI_PRIORITY_REALTIME"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_SYNC_SYNCOBJ as i128,
+        0i128,
+        "DRM_ASAHI_SYNC_SYNCOBJ"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_SYNC_TIMELINE_SYNCOBJ as i128,
+        1i128,
+        "DRM_ASAHI_SYNC_TIMELINE_SYNCOBJ"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_RENDER_VERTEX_SCRATCH as i128,
+        1i128,
+        "DRM_ASAHI_RENDER_VERTEX_SCRATCH"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_RENDER_PROCESS_EMPTY_TILES as i128,
+        2i128,
+        "DRM_ASAHI_RENDER_PROCESS_EMPTY_TILES"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_RENDER_NO_VERTEX_CLUSTERING as i128,
+        4i128,
+        "DRM_ASAHI_RENDER_NO_VERTEX_CLUSTERING"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_ASAHI_RENDER_DBIAS_IS_INT as i128,
+        262144i128,
+        "DRM_ASAHI_RENDER_DBIAS_IS_INT"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_BASE as i128,
+        100i128,
+        "DRM_IOCTL_BASE"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_COMMAND_BASE as i128,
+        64i128,
+        "DRM_COMMAND_BASE"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_COMMAND_END as i128,
+        160i128,
+        "DRM_COMMAND_END"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_CAP_SYNCOBJ as i128,
+        19i128,
+        "DRM_CAP_SYNCOBJ"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_CAP_SYNCOBJ_TIMELINE as i128,
+        20i128,
+        "DRM_CAP_SYNCOBJ_TIMELINE"
+    );
     assert_eq!(agx_uapi::drm::DRM_CAP_PRIME as i128, 5i128, "DRM_CAP_PRIME");
-    assert_eq!(agx_uapi::drm::DRM_PRIME_CAP_IMPORT as i128, 1i128, "DRM_PRIME_CAP_IMPORT");
-    assert_eq!(agx_uapi::drm::DRM_PRIME_CAP_EXPORT as i128, 2i128, "DRM_PRIME_CAP_EXPORT");
-    assert_eq!(agx_uapi::drm::DRM_CAP_DUMB_BUFFER as i128, 1i128, "DRM_CAP_DUMB_BUFFER");
-    assert_eq!(agx_uapi::drm::DRM_CLOEXEC as i128, 524288i128, "DRM_CLOEXEC");
+    assert_eq!(
+        agx_uapi::drm::DRM_PRIME_CAP_IMPORT as i128,
+        1i128,
+        "DRM_PRIME_CAP_IMPORT"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_PRIME_CAP_EXPORT as i128,
+        2i128,
+        "DRM_PRIME_CAP_EXPORT"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_CAP_DUMB_BUFFER as i128,
+        1i128,
+        "DRM_CAP_DUMB_BUFFER"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_CLOEXEC as i128,
+        524288i128,
+        "DRM_CLOEXEC"
+    );
     assert_eq!(agx_uapi::drm::DRM_RDWR as i128, 2i128, "DRM_RDWR");
-    assert_eq!(agx_uapi::drm::DRM_SYNCOBJ_CREATE_SIGNALED as i128, 1i128, "DRM_SYNCOBJ_CREATE_SIGNALED");
-    assert_eq!(agx_uapi::drm::DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL as i128, 1i128, "DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL");
-    assert_eq!(agx_uapi::drm::DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT as i128, 2i128, "DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT");
-    assert_eq!(agx_uapi::drm::DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE as i128, 4i128, "DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE");
-    assert_eq!(agx_uapi::drm::DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE as i128, 1i128, "DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE");
-    assert_eq!(agx_uapi::drm::DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE as i128, 1i128, "DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE");
-    assert_eq!(agx_uapi::drm::DRM_SYNCOBJ_QUERY_FLAGS_LAST_SUBMITTED as i128, 1i128, "DRM_SYNCOBJ_QUERY_FLAGS_LAST_SUBMITTED");
-    assert_eq!(agx_uapi::drm::DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE as i128, 8i128, "DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE");
-    assert_eq!(agx_uapi::drm::DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_TIMELINE as i128, 2i128, "DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_TIMELINE");
-    assert_eq!(agx_uapi::drm::DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_TIMELINE as i128, 2i128, "DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_TIMELINE");
-    assert_eq!(agx_uapi::sync_file::SYNC_IOC_MAGIC as i128, 62i128, "SYNC_IOC_MAGIC");
-    assert_eq!(agx_uapi::dma_buf::DMA_BUF_BASE as i128, 98i128, "DMA_BUF_BASE");
-    assert_eq!(agx_uapi::dma_buf::DMA_BUF_SYNC_READ as i128, 1i128, "DMA_BUF_SYNC_READ");
-    assert_eq!(agx_uapi::dma_buf::DMA_BUF_SYNC_WRITE as i128, 2i128, "DMA_BUF_SYNC_WRITE");
-    assert_eq!(agx_uapi::dma_buf::DMA_BUF_SYNC_RW as i128, 3i128, "DMA_BUF_SYNC_RW");
-    assert_eq!(agx_uapi::dma_buf::DMA_BUF_SYNC_START as i128, 0i128, "DMA_BUF_SYNC_START");
-    assert_eq!(agx_uapi::dma_buf::DMA_BUF_SYNC_END as i128, 4i128, "DMA_BUF_SYNC_END");
-    assert_eq!(agx_uapi::dma_buf::DMA_BUF_SYNC_VALID_FLAGS_MASK as i128, 7i128, "DMA_BUF_SYNC_VALID_FLAGS_MASK");
+    assert_eq!(
+        agx_uapi::drm::DRM_SYNCOBJ_CREATE_SIGNALED as i128,
+        1i128,
+        "DRM_SYNCOBJ_CREATE_SIGNALED"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL as i128,
+        1i128,
+        "DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT as i128,
+        2i128,
+        "DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE as i128,
+        4i128,
+        "DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE as i128,
+        1i128,
+        "DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE as i128,
+        1i128,
+        "DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_SYNCOBJ_QUERY_FLAGS_LAST_SUBMITTED as i128,
+        1i128,
+        "DRM_SYNCOBJ_QUERY_FLAGS_LAST_SUBMITTED"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE as i128,
+        8i128,
+        "DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_TIMELINE as i128,
+        2i128,
+        "DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_TIMELINE"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_TIMELINE as i128,
+        2i128,
+        "DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_TIMELINE"
+    );
+    assert_eq!(
+        agx_uapi::sync_file::SYNC_IOC_MAGIC as i128,
+        62i128,
+        "SYNC_IOC_MAGIC"
+    );
+    assert_eq!(
+        agx_uapi::dma_buf::DMA_BUF_BASE as i128,
+        98i128,
+        "DMA_BUF_BASE"
+    );
+    assert_eq!(
+        agx_uapi::dma_buf::DMA_BUF_SYNC_READ as i128,
+        1i128,
+        "DMA_BUF_SYNC_READ"
+    );
+    assert_eq!(
+        agx_uapi::dma_buf::DMA_BUF_SYNC_WRITE as i128,
+        2i128,
+        "DMA_BUF_SYNC_WRITE"
+    );
+    assert_eq!(
+        agx_uapi::dma_buf::DMA_BUF_SYNC_RW as i128,
+        3i128,
+        "DMA_BUF_SYNC_RW"
+    );
+    assert_eq!(
+        agx_uapi::dma_buf::DMA_BUF_SYNC_START as i128,
+        0i128,
+        "DMA_BUF_SYNC_START"
+    );
+    assert_eq!(
+        agx_uapi::dma_buf::DMA_BUF_SYNC_END as i128,
+        4i128,
+        "DMA_BUF_SYNC_END"
+    );
+    assert_eq!(
+        agx_uapi::dma_buf::DMA_BUF_SYNC_VALID_FLAGS_MASK as i128,
+        7i128,
+        "DMA_BUF_SYNC_VALID_FLAGS_MASK"
+    );
 }
 
 #[test]
 fn ioctl_numbers() {
-    assert_eq!(agx_uapi::asahi::DRM_IOCTL_ASAHI_GET_PARAMS, 0x40186440, "DRM_IOCTL_ASAHI_GET_PARAMS");
-    assert_eq!(agx_uapi::asahi::DRM_IOCTL_ASAHI_GET_TIME, 0xC0106441, "DRM_IOCTL_ASAHI_GET_TIME");
-    assert_eq!(agx_uapi::asahi::DRM_IOCTL_ASAHI_VM_CREATE, 0xC0186442, "DRM_IOCTL_ASAHI_VM_CREATE");
-    assert_eq!(agx_uapi::asahi::DRM_IOCTL_ASAHI_VM_DESTROY, 0x40086443, "DRM_IOCTL_ASAHI_VM_DESTROY");
-    assert_eq!(agx_uapi::asahi::DRM_IOCTL_ASAHI_VM_BIND, 0x40186444, "DRM_IOCTL_ASAHI_VM_BIND");
-    assert_eq!(agx_uapi::asahi::DRM_IOCTL_ASAHI_GEM_CREATE, 0xC0186445, "DRM_IOCTL_ASAHI_GEM_CREATE");
-    assert_eq!(agx_uapi::asahi::DRM_IOCTL_ASAHI_GEM_MMAP_OFFSET, 0xC0106446, "DRM_IOCTL_ASAHI_GEM_MMAP_OFFSET");
-    assert_eq!(agx_uapi::asahi::DRM_IOCTL_ASAHI_GEM_BIND_OBJECT, 0xC0286447, "DRM_IOCTL_ASAHI_GEM_BIND_OBJECT");
-    assert_eq!(agx_uapi::asahi::DRM_IOCTL_ASAHI_QUEUE_CREATE, 0xC0186448, "DRM_IOCTL_ASAHI_QUEUE_CREATE");
-    assert_eq!(agx_uapi::asahi::DRM_IOCTL_ASAHI_QUEUE_DESTROY, 0x40086449, "DRM_IOCTL_ASAHI_QUEUE_DESTROY");
-    assert_eq!(agx_uapi::asahi::DRM_IOCTL_ASAHI_SUBMIT, 0x4028644A, "DRM_IOCTL_ASAHI_SUBMIT");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_VERSION, 0xC0406400, "DRM_IOCTL_VERSION");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_GEM_CLOSE, 0x40086409, "DRM_IOCTL_GEM_CLOSE");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_GET_CAP, 0xC010640C, "DRM_IOCTL_GET_CAP");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_PRIME_HANDLE_TO_FD, 0xC00C642D, "DRM_IOCTL_PRIME_HANDLE_TO_FD");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_PRIME_FD_TO_HANDLE, 0xC00C642E, "DRM_IOCTL_PRIME_FD_TO_HANDLE");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_SYNCOBJ_CREATE, 0xC00864BF, "DRM_IOCTL_SYNCOBJ_CREATE");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_SYNCOBJ_DESTROY, 0xC00864C0, "DRM_IOCTL_SYNCOBJ_DESTROY");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_SYNCOBJ_RESET, 0xC01064C4, "DRM_IOCTL_SYNCOBJ_RESET");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_SYNCOBJ_SIGNAL, 0xC01064C5, "DRM_IOCTL_SYNCOBJ_SIGNAL");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_SYNCOBJ_QUERY, 0xC01864CB, "DRM_IOCTL_SYNCOBJ_QUERY");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_SYNCOBJ_TRANSFER, 0xC02064CC, "DRM_IOCTL_SYNCOBJ_TRANSFER");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL, 0xC01864CD, "DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, 0xC01864C1, "DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE, 0xC01864C2, "DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_SYNCOBJ_WAIT, 0xC02864C3, "DRM_IOCTL_SYNCOBJ_WAIT");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, 0xC03064CA, "DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT");
-    assert_eq!(agx_uapi::drm::DRM_IOCTL_SYNCOBJ_EVENTFD, 0xC01864CF, "DRM_IOCTL_SYNCOBJ_EVENTFD");
-    assert_eq!(agx_uapi::sync_file::SYNC_IOC_MERGE, 0xC0303E03, "SYNC_IOC_MERGE");
-    assert_eq!(agx_uapi::sync_file::SYNC_IOC_FILE_INFO, 0xC0383E04, "SYNC_IOC_FILE_INFO");
-    assert_eq!(agx_uapi::dma_buf::DMA_BUF_IOCTL_SYNC, 0x40086200, "DMA_BUF_IOCTL_SYNC");
-    assert_eq!(agx_uapi::dma_buf::DMA_BUF_IOCTL_EXPORT_SYNC_FILE, 0xC0086202, "DMA_BUF_IOCTL_EXPORT_SYNC_FILE");
-    assert_eq!(agx_uapi::dma_buf::DMA_BUF_IOCTL_IMPORT_SYNC_FILE, 0x40086203, "DMA_BUF_IOCTL_IMPORT_SYNC_FILE");
+    assert_eq!(
+        agx_uapi::asahi::DRM_IOCTL_ASAHI_GET_PARAMS,
+        0x40186440,
+        "DRM_IOCTL_ASAHI_GET_PARAMS"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_IOCTL_ASAHI_GET_TIME,
+        0xC0106441,
+        "DRM_IOCTL_ASAHI_GET_TIME"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_IOCTL_ASAHI_VM_CREATE,
+        0xC0186442,
+        "DRM_IOCTL_ASAHI_VM_CREATE"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_IOCTL_ASAHI_VM_DESTROY,
+        0x40086443,
+        "DRM_IOCTL_ASAHI_VM_DESTROY"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_IOCTL_ASAHI_VM_BIND,
+        0x40186444,
+        "DRM_IOCTL_ASAHI_VM_BIND"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_IOCTL_ASAHI_GEM_CREATE,
+        0xC0186445,
+        "DRM_IOCTL_ASAHI_GEM_CREATE"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_IOCTL_ASAHI_GEM_MMAP_OFFSET,
+        0xC0106446,
+        "DRM_IOCTL_ASAHI_GEM_MMAP_OFFSET"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_IOCTL_ASAHI_GEM_BIND_OBJECT,
+        0xC0286447,
+        "DRM_IOCTL_ASAHI_GEM_BIND_OBJECT"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_IOCTL_ASAHI_QUEUE_CREATE,
+        0xC0186448,
+        "DRM_IOCTL_ASAHI_QUEUE_CREATE"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_IOCTL_ASAHI_QUEUE_DESTROY,
+        0x40086449,
+        "DRM_IOCTL_ASAHI_QUEUE_DESTROY"
+    );
+    assert_eq!(
+        agx_uapi::asahi::DRM_IOCTL_ASAHI_SUBMIT,
+        0x4028644A,
+        "DRM_IOCTL_ASAHI_SUBMIT"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_VERSION,
+        0xC0406400,
+        "DRM_IOCTL_VERSION"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_GEM_CLOSE,
+        0x40086409,
+        "DRM_IOCTL_GEM_CLOSE"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_GET_CAP,
+        0xC010640C,
+        "DRM_IOCTL_GET_CAP"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_PRIME_HANDLE_TO_FD,
+        0xC00C642D,
+        "DRM_IOCTL_PRIME_HANDLE_TO_FD"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_PRIME_FD_TO_HANDLE,
+        0xC00C642E,
+        "DRM_IOCTL_PRIME_FD_TO_HANDLE"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_SYNCOBJ_CREATE,
+        0xC00864BF,
+        "DRM_IOCTL_SYNCOBJ_CREATE"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_SYNCOBJ_DESTROY,
+        0xC00864C0,
+        "DRM_IOCTL_SYNCOBJ_DESTROY"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_SYNCOBJ_RESET,
+        0xC01064C4,
+        "DRM_IOCTL_SYNCOBJ_RESET"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_SYNCOBJ_SIGNAL,
+        0xC01064C5,
+        "DRM_IOCTL_SYNCOBJ_SIGNAL"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_SYNCOBJ_QUERY,
+        0xC01864CB,
+        "DRM_IOCTL_SYNCOBJ_QUERY"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_SYNCOBJ_TRANSFER,
+        0xC02064CC,
+        "DRM_IOCTL_SYNCOBJ_TRANSFER"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL,
+        0xC01864CD,
+        "DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD,
+        0xC01864C1,
+        "DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE,
+        0xC01864C2,
+        "DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_SYNCOBJ_WAIT,
+        0xC02864C3,
+        "DRM_IOCTL_SYNCOBJ_WAIT"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT,
+        0xC03064CA,
+        "DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT"
+    );
+    assert_eq!(
+        agx_uapi::drm::DRM_IOCTL_SYNCOBJ_EVENTFD,
+        0xC01864CF,
+        "DRM_IOCTL_SYNCOBJ_EVENTFD"
+    );
+    assert_eq!(
+        agx_uapi::sync_file::SYNC_IOC_MERGE,
+        0xC0303E03,
+        "SYNC_IOC_MERGE"
+    );
+    assert_eq!(
+        agx_uapi::sync_file::SYNC_IOC_FILE_INFO,
+        0xC0383E04,
+        "SYNC_IOC_FILE_INFO"
+    );
+    assert_eq!(
+        agx_uapi::dma_buf::DMA_BUF_IOCTL_SYNC,
+        0x40086200,
+        "DMA_BUF_IOCTL_SYNC"
+    );
+    assert_eq!(
+        agx_uapi::dma_buf::DMA_BUF_IOCTL_EXPORT_SYNC_FILE,
+        0xC0086202,
+        "DMA_BUF_IOCTL_EXPORT_SYNC_FILE"
+    );
+    assert_eq!(
+        agx_uapi::dma_buf::DMA_BUF_IOCTL_IMPORT_SYNC_FILE,
+        0x40086203,
+        "DMA_BUF_IOCTL_IMPORT_SYNC_FILE"
+    );
 }

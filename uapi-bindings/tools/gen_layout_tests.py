@@ -4,7 +4,8 @@
 The reference holds sizes, alignments, offsets, constants and ioctl numbers measured from the
 real C headers. Every row becomes an assertion, so a struct or number that drifts from the C ABI
 fails `cargo test`. Run from the repository root:
-    python3 uapi-bindings/tools/gen_layout_tests.py ../shared/reference/uapi-layout.md
+    python3 uapi-bindings/tools/gen_layout_tests.py ../shared/reference/uapi-layout.md \
+        > uapi-bindings/tests/layout.rs && cargo fmt -p agx-uapi
 """
 import re
 import sys
