@@ -337,6 +337,7 @@ impl DeviceLostState {
     }
 
     /// Whether the device is lost.
+    #[inline]
     pub fn is_lost(&self) -> bool {
         self.lost.load(Ordering::Acquire)
     }
@@ -360,6 +361,7 @@ impl DeviceLostState {
 
     /// `result` of a call that may return `VK_ERROR_DEVICE_LOST`, made sticky: the loss if the
     /// device is lost, `result` otherwise.
+    #[inline]
     pub fn sticky(&self, result: i32) -> i32 {
         if self.is_lost() {
             VK_ERROR_DEVICE_LOST

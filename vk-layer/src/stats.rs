@@ -1,0 +1,67 @@
+//! Process-wide statistics, written as one JSON object to the file named by `AGX_FAULT_STATS`
+//! each time a device is destroyed (running totals over all devices of the process).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+static SUBMITS: AtomicU64 = AtomicU64::new(0);
+static FAULTS: AtomicU64 = AtomicU64::new(0);
+static REPLAYS: AtomicU64 = AtomicU64::new(0);
+static LOST: AtomicU64 = AtomicU64::new(0);
+static REASONS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+/// A device made `n` queue submissions (`vkQueueSubmit`/`vkQueueSubmit2` calls); added when
+/// it is destroyed, so the submit path touches no global counter.
+pub fn submitted(n: u64) {
+    SUBMITS.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A fault was injected.
+pub fn fault_injected() {
+    FAULTS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// An innocent submission was replayed.
+pub fn replayed() {
+    REPLAYS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A device became lost.
+pub fn device_lost() {
+    LOST.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A submission hit by a neighbour fault was not restartable for `reason`.
+pub fn not_restartable(reason: &str) {
+    let mut m = REASONS.lock().unwrap_or_else(|e| e.into_inner());
+    *m.entry(reason.to_string()).or_insert(0) += 1;
+}
+
+/// The running totals as a JSON object.
+pub fn to_json() -> serde_json::Value {
+    let reasons = REASONS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    serde_json::json!({
+        "submits": SUBMITS.load(Ordering::Relaxed),
+        "faults_injected": FAULTS.load(Ordering::Relaxed),
+        "replays": REPLAYS.load(Ordering::Relaxed),
+        "devices_lost": LOST.load(Ordering::Relaxed),
+        "not_restartable_reasons": reasons,
+    })
+}
+
+/// Rewrites the file named by `AGX_FAULT_STATS` (if set) with the running totals. Errors go to
+/// stderr; they never fail the Vulkan call.
+pub fn write_file() {
+    let Some(path) = std::env::var_os("AGX_FAULT_STATS") else {
+        return;
+    };
+    let text = to_json().to_string();
+    // Write then rename, so a reader never sees a half-written file.
+    let mut tmp = path.clone();
+    tmp.push(".tmp");
+    let r = std::fs::write(&tmp, text + "\n").and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = r {
+        eprintln!("VK_LAYER_AGX_fault: cannot write AGX_FAULT_STATS {path:?}: {e}");
+    }
+}

@@ -1,0 +1,464 @@
+//! End-to-end tests of VK_LAYER_AGX_fault on the real Vulkan loader and lavapipe.
+//!
+//! Each scenario runs in a child process (this same binary, test `child_entry`, with
+//! `AGX_TEST_SCENARIO`, `AGX_FAULT_PLAN`, `AGX_FAULT_STATS`, `VK_LAYER_PATH` and a private
+//! `XDG_RUNTIME_DIR`), because fault plans are per-process environment variables; the parent
+//! checks the child's result and the statistics file. A machine without a Vulkan driver fails
+//! these tests with the packages to install.
+
+mod common;
+
+use std::time::Duration;
+
+use ash::vk;
+use common::*;
+
+const GUILT: u64 = 1;
+const UNIT: u64 = 2;
+const SUBMISSION: u64 = 3;
+const KIND: u64 = 4;
+
+fn stat(c: &Child, key: &str) -> u64 {
+    let s = c.stats.as_ref().expect("the stats file was written");
+    s[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("stats key {key} in {s}"))
+}
+
+fn reasons(c: &Child) -> serde_json::Value {
+    c.stats.as_ref().expect("stats")["not_restartable_reasons"].clone()
+}
+
+// ---- parent side: one test per scenario ------------------------------------------------
+
+#[test]
+fn neighbor_fault_on_cleared_pass_is_replayed_invisibly() {
+    let c = run_scenario("replay_clear", "neighbor@1");
+    assert_eq!(stat(&c, "faults_injected"), 1);
+    assert_eq!(stat(&c, "replays"), 1);
+    assert_eq!(stat(&c, "devices_lost"), 0);
+    assert_eq!(stat(&c, "submits"), 4);
+    assert_eq!(reasons(&c), serde_json::json!({}));
+}
+
+#[test]
+fn neighbor_fault_on_dynamic_rendering_clear_is_replayed() {
+    let c = run_scenario("replay_dynamic", "neighbor@1");
+    assert_eq!(stat(&c, "replays"), 1);
+    assert_eq!(stat(&c, "devices_lost"), 0);
+}
+
+#[test]
+fn neighbor_fault_on_load_and_blend_loses_device_innocent() {
+    let c = run_scenario("lose_blend", "neighbor@3");
+    assert_eq!(stat(&c, "faults_injected"), 1);
+    assert_eq!(stat(&c, "replays"), 0);
+    assert_eq!(stat(&c, "devices_lost"), 1);
+    assert_eq!(reasons(&c)["blend_on_loaded"], 1, "{:?}", c.stats);
+}
+
+#[test]
+fn guilty_fault_is_sticky_device_lost_with_address() {
+    let c = run_scenario("guilty", "guilty@2");
+    assert_eq!(stat(&c, "faults_injected"), 1);
+    assert_eq!(stat(&c, "devices_lost"), 1);
+    assert_eq!(stat(&c, "replays"), 0);
+}
+
+#[test]
+fn hang_is_a_guilty_timeout() {
+    let c = run_scenario("hang", "hang@1");
+    assert_eq!(stat(&c, "devices_lost"), 1);
+}
+
+#[test]
+fn neighbor_every_and_stats_sum_over_devices() {
+    let c = run_scenario("two_devices", "neighbor-every@1");
+    // Two devices, two cleared passes each, every one hit and replayed.
+    assert_eq!(stat(&c, "submits"), 4);
+    assert_eq!(stat(&c, "faults_injected"), 4);
+    assert_eq!(stat(&c, "replays"), 4, "{:?}", c.stats);
+    assert_eq!(stat(&c, "devices_lost"), 0);
+}
+
+#[test]
+fn bad_plan_is_rejected_and_nothing_is_injected() {
+    let c = run_scenario("no_fault", "guilty@0,bogus");
+    assert!(
+        c.stderr.contains("AGX_FAULT_PLAN") && c.stderr.contains("rejected"),
+        "stderr: {}",
+        c.stderr
+    );
+    assert_eq!(stat(&c, "faults_injected"), 0);
+    assert_eq!(stat(&c, "devices_lost"), 0);
+}
+
+#[test]
+fn no_plan_passes_through() {
+    let c = run_scenario("no_fault", "");
+    assert_eq!(stat(&c, "faults_injected"), 0);
+    assert_eq!(stat(&c, "submits"), 2);
+    assert!(!c.stdout.contains("lost"));
+}
+
+#[test]
+fn vulkaninfo_lists_device_fault_with_built_manifest() {
+    require_vulkan();
+    // The manifest the build script wrote next to the library (with its relative path).
+    let dir = layer_library().parent().unwrap().to_path_buf();
+    assert!(
+        dir.join("VkLayer_agx_fault.json").exists(),
+        "build.rs writes VkLayer_agx_fault.json into {}",
+        dir.display()
+    );
+    let xdg = private_dir("xdg");
+    let out = std::process::Command::new("vulkaninfo")
+        .env("VK_LAYER_PATH", &dir)
+        .env("VK_INSTANCE_LAYERS", "VK_LAYER_AGX_fault")
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run vulkaninfo ({e}); {INSTALL_HINT}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "vulkaninfo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("VK_LAYER_AGX_fault"), "layer not listed");
+    let dev_ext = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("VK_EXT_device_fault"))
+        .count();
+    assert!(dev_ext >= 1, "VK_EXT_device_fault not listed:\n{text}");
+    assert!(text.contains("deviceFault             = true"));
+}
+
+// ---- child side -------------------------------------------------------------------------
+
+/// The child process entry: runs the scenario named by `AGX_TEST_SCENARIO` (does nothing when
+/// run directly).
+#[test]
+fn child_entry() {
+    let Ok(name) = std::env::var("AGX_TEST_SCENARIO") else {
+        return;
+    };
+    match name.as_str() {
+        "replay_clear" => replay(false),
+        "replay_dynamic" => replay(true),
+        "lose_blend" => lose_blend(),
+        "guilty" => guilty(),
+        "hang" => hang(),
+        "two_devices" => two_devices(),
+        "no_fault" => no_fault(),
+        other => panic!("unknown scenario {other}"),
+    }
+    println!("SCENARIO {name} OK");
+}
+
+fn render_and_read(gpu: &Gpu, scene: &Scene, kind: PassKind) -> (vk::Result, Vec<u8>) {
+    let pass = scene.pass(gpu, kind);
+    let rb = scene.readback_cb(gpu);
+    let f1 = gpu.fence();
+    let r = gpu.submit(&[pass], f1);
+    assert_eq!(r, vk::Result::SUCCESS, "submit of the pass");
+    let (w, _) = gpu.wait(f1);
+    if w != vk::Result::SUCCESS {
+        return (w, Vec::new());
+    }
+    let f2 = gpu.fence();
+    assert_eq!(gpu.submit(&[rb], f2), vk::Result::SUCCESS);
+    assert_eq!(gpu.wait(f2).0, vk::Result::SUCCESS);
+    (vk::Result::SUCCESS, scene.pixels())
+}
+
+fn check_triangle(p: &[u8]) {
+    assert_eq!(pixel(p, 2, 2), TRIANGLE_RGBA, "inside the triangle");
+    assert_eq!(
+        pixel(p, WIDTH - 3, HEIGHT - 3),
+        CLEAR_RGBA,
+        "outside the triangle"
+    );
+    let red = p.chunks(4).filter(|c| *c == TRIANGLE_RGBA).count();
+    let blue = p.chunks(4).filter(|c| *c == CLEAR_RGBA).count();
+    assert_eq!(
+        red + blue,
+        (WIDTH * HEIGHT) as usize,
+        "every pixel is triangle or clear"
+    );
+}
+
+/// `neighbor@1`: the first submission (a cleared pass with a draw) is hit, scrambled and
+/// replayed; the application sees the right pixels and no error.
+fn replay(dynamic: bool) {
+    let gpu = Gpu::new();
+    let scene = Scene::new(&gpu);
+    let kind = PassKind {
+        load: false,
+        blend: false,
+        dynamic,
+    };
+    let (r, first) = render_and_read(&gpu, &scene, kind);
+    assert_eq!(r, vk::Result::SUCCESS, "no error after a replay");
+    check_triangle(&first);
+    // Same work, no fault: byte-identical.
+    let (r, second) = render_and_read(&gpu, &scene, kind);
+    assert_eq!(r, vk::Result::SUCCESS);
+    assert_eq!(first, second, "replayed pixels equal a fault-free run");
+    let (desc, addrs, vendors) = gpu.fault_info();
+    assert!(desc.is_empty() && addrs.is_empty() && vendors.is_empty());
+    gpu.destroy();
+}
+
+/// `neighbor@2`: a cleared pass, then a load-and-blend pass that is hit: not restartable, so
+/// the device is lost and the report says innocent.
+fn lose_blend() {
+    let gpu = Gpu::new();
+    let scene = Scene::new(&gpu);
+    let (r, _) = render_and_read(
+        &gpu,
+        &scene,
+        PassKind {
+            load: false,
+            blend: false,
+            dynamic: false,
+        },
+    );
+    assert_eq!(r, vk::Result::SUCCESS);
+    let pass = scene.pass(
+        &gpu,
+        PassKind {
+            load: true,
+            blend: true,
+            dynamic: false,
+        },
+    );
+    let f = gpu.fence();
+    // Submission 3 (1: pass, 2: readback).
+    assert_eq!(gpu.submit(&[pass], f), vk::Result::SUCCESS);
+    let (w, t) = gpu.wait(f);
+    assert_eq!(w, vk::Result::ERROR_DEVICE_LOST);
+    assert!(t < Duration::from_secs(2), "wait took {t:?}");
+    let (desc, addrs, vendors) = gpu.fault_info();
+    println!("report: {desc}");
+    assert!(desc.contains("innocent"), "{desc}");
+    assert!(desc.contains("blend_on_loaded"), "{desc}");
+    assert!(addrs.is_empty());
+    assert_eq!(vendor(&vendors, GUILT).unwrap().1, 1, "innocent");
+    assert_eq!(vendor(&vendors, SUBMISSION).unwrap().1, 3);
+    assert_eq!(
+        gpu.submit(&[], vk::Fence::null()),
+        vk::Result::ERROR_DEVICE_LOST
+    );
+    gpu.destroy();
+}
+
+/// `neighbor@2` counts the readback as submission 2: re-point it at the pass.
+fn guilty_checks(gpu: &Gpu, expect_submission: u64, expect_address: bool) {
+    // SAFETY (whole function): valid Vulkan objects, created here.
+    let d = &gpu.device;
+    let (desc, addrs, vendors) = gpu.fault_info();
+    println!("report: {desc}");
+    assert!(desc.contains("guilty"), "{desc}");
+    assert_eq!(vendor(&vendors, GUILT).unwrap().1, 0, "guilty");
+    assert_eq!(vendor(&vendors, SUBMISSION).unwrap().1, expect_submission);
+    assert!(vendor(&vendors, UNIT).is_some() && vendor(&vendors, KIND).is_some());
+    if expect_address {
+        assert_eq!(addrs.len(), 1, "one address info");
+        let a = addrs[0];
+        assert_eq!(a.address_type, vk::DeviceFaultAddressTypeEXT::WRITE_INVALID);
+        assert_ne!(a.reported_address, 0);
+        assert!(a.address_precision.is_power_of_two());
+        // Short arrays: VK_INCOMPLETE.
+        let f = gpu.fault.fp().get_device_fault_info_ext;
+        let mut counts = vk::DeviceFaultCountsEXT {
+            address_info_count: 0,
+            vendor_info_count: 1,
+            ..Default::default()
+        };
+        let mut one = [vk::DeviceFaultVendorInfoEXT::default()];
+        let mut info = vk::DeviceFaultInfoEXT {
+            p_vendor_infos: one.as_mut_ptr(),
+            ..Default::default()
+        };
+        // SAFETY: arrays as large as the counts say.
+        let r = unsafe { f(d.handle(), &mut counts, &mut info) };
+        assert_eq!(r, vk::Result::INCOMPLETE);
+        assert_eq!(
+            (counts.address_info_count, counts.vendor_info_count),
+            (0, 1)
+        );
+    } else {
+        assert!(addrs.is_empty());
+    }
+}
+
+/// `guilty@2`: DEVICE_LOST from the first call after the faulting submission, on every later
+/// call that can return it, promptly.
+fn guilty() {
+    let gpu = Gpu::new();
+    let d = &gpu.device;
+    // SAFETY: valid Vulkan usage throughout.
+    unsafe {
+        let qp = d
+            .create_query_pool(
+                &vk::QueryPoolCreateInfo::default()
+                    .query_type(vk::QueryType::OCCLUSION)
+                    .query_count(1),
+                None,
+            )
+            .unwrap();
+        let mut tl = vk::SemaphoreTypeCreateInfo::default()
+            .semaphore_type(vk::SemaphoreType::TIMELINE)
+            .initial_value(0);
+        let sem = d
+            .create_semaphore(&vk::SemaphoreCreateInfo::default().push_next(&mut tl), None)
+            .unwrap();
+        let event = d
+            .create_event(&vk::EventCreateInfo::default(), None)
+            .unwrap();
+        let cb = gpu.command_buffer();
+        d.begin_command_buffer(cb, &vk::CommandBufferBeginInfo::default())
+            .unwrap();
+        d.cmd_reset_query_pool(cb, qp, 0, 1);
+        d.end_command_buffer(cb).unwrap();
+
+        // Submission 1: fine.
+        let f1 = gpu.fence();
+        assert_eq!(gpu.submit(&[cb], f1), vk::Result::SUCCESS);
+        assert_eq!(gpu.wait(f1).0, vk::Result::SUCCESS);
+        assert_eq!(d.get_fence_status(f1), Ok(true));
+
+        // Submission 2 (vkQueueSubmit2, signalling the timeline): faults, guilty. The submit
+        // itself is accepted; the loss shows from the next call.
+        let f2 = gpu.fence();
+        let cbi = [vk::CommandBufferSubmitInfo::default().command_buffer(cb)];
+        let ssi = [vk::SemaphoreSubmitInfo::default()
+            .semaphore(sem)
+            .value(1)
+            .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)];
+        let si = [vk::SubmitInfo2::default()
+            .command_buffer_infos(&cbi)
+            .signal_semaphore_infos(&ssi)];
+        assert_eq!(d.queue_submit2(gpu.queue, &si, f2), Ok(()));
+        let (w, t) = gpu.wait(f2);
+        assert_eq!(
+            w,
+            vk::Result::ERROR_DEVICE_LOST,
+            "the wait on the faulting submission"
+        );
+        assert!(t < Duration::from_secs(2), "wait took {t:?}");
+        println!("wait after loss took {t:?}");
+
+        // Sticky everywhere.
+        const LOST: vk::Result = vk::Result::ERROR_DEVICE_LOST;
+        assert_eq!(
+            (d.get_fence_status(f1)).err(),
+            Some(LOST),
+            "even a fence signalled before"
+        );
+        assert_eq!((d.get_fence_status(f2)).err(), Some(LOST));
+        let f3 = gpu.fence();
+        assert_eq!(gpu.submit(&[cb], f3), vk::Result::ERROR_DEVICE_LOST);
+        assert_eq!(gpu.wait(f3).0, vk::Result::ERROR_DEVICE_LOST);
+        assert_eq!(
+            (d.queue_submit2(gpu.queue, &si, vk::Fence::null())).err(),
+            Some(LOST)
+        );
+        assert_eq!((d.queue_wait_idle(gpu.queue)).err(), Some(LOST));
+        assert_eq!((d.device_wait_idle()).err(), Some(LOST));
+        let mut data = [0u64; 1];
+        let r = d.get_query_pool_results(
+            qp,
+            0,
+            &mut data,
+            vk::QueryResultFlags::TYPE_64 | vk::QueryResultFlags::WAIT,
+        );
+        assert_eq!(
+            (r).err(),
+            Some(LOST),
+            "query results (with WAIT) return promptly"
+        );
+        let sems = [sem];
+        let vals = [100u64];
+        let t0 = std::time::Instant::now();
+        let r = d.wait_semaphores(
+            &vk::SemaphoreWaitInfo::default()
+                .semaphores(&sems)
+                .values(&vals),
+            u64::MAX,
+        );
+        assert_eq!(
+            (r).err(),
+            Some(LOST),
+            "timeline wait on a value nobody signals"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        assert_eq!((d.get_semaphore_counter_value(sem)).err(), Some(LOST));
+        assert_eq!((d.get_event_status(event)).err(), Some(LOST));
+        // An unsignalled, never-submitted fence: still finite.
+        let f4 = gpu.fence();
+        let (w, t) = gpu.wait(f4);
+        assert_eq!(w, vk::Result::ERROR_DEVICE_LOST);
+        assert!(t < Duration::from_secs(2), "{t:?}");
+
+        guilty_checks(&gpu, 2, true);
+
+        // Destroy calls keep working.
+        d.destroy_event(event, None);
+        d.destroy_semaphore(sem, None);
+        d.destroy_query_pool(qp, None);
+        for f in [f1, f2, f3, f4] {
+            d.destroy_fence(f, None);
+        }
+    }
+    gpu.destroy();
+}
+
+/// `hang@1`: guilty timeout, no address.
+fn hang() {
+    let gpu = Gpu::new();
+    let f = gpu.fence();
+    assert_eq!(gpu.submit(&[], f), vk::Result::SUCCESS);
+    assert_eq!(gpu.wait(f).0, vk::Result::ERROR_DEVICE_LOST);
+    guilty_checks(&gpu, 1, false);
+    let (desc, _, vendors) = gpu.fault_info();
+    assert!(desc.contains("hang"), "{desc}");
+    assert_eq!(vendor(&vendors, KIND).unwrap().0, "kind: timeout");
+    gpu.destroy();
+}
+
+/// `neighbor-every@1` on two devices, one after the other (statistics summed).
+fn two_devices() {
+    for _ in 0..2 {
+        let gpu = Gpu::new();
+        let scene = Scene::new(&gpu);
+        let kind = PassKind {
+            load: false,
+            blend: false,
+            dynamic: false,
+        };
+        // Two submissions (pass, readback); both hit: the readback's copy is restartable too.
+        let (r, p) = render_and_read(&gpu, &scene, kind);
+        assert_eq!(r, vk::Result::SUCCESS);
+        check_triangle(&p);
+        gpu.destroy();
+    }
+}
+
+/// No fault planned (or a rejected plan): everything works.
+fn no_fault() {
+    let gpu = Gpu::new();
+    let scene = Scene::new(&gpu);
+    let (r, p) = render_and_read(
+        &gpu,
+        &scene,
+        PassKind {
+            load: false,
+            blend: false,
+            dynamic: false,
+        },
+    );
+    assert_eq!(r, vk::Result::SUCCESS);
+    check_triangle(&p);
+    gpu.destroy();
+}
