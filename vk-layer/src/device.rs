@@ -20,6 +20,7 @@ use crate::dispatch::{
 };
 use crate::inject::{self, Batches};
 use crate::plan::Decision;
+use crate::shadow::ShadowFault;
 use crate::stats;
 
 /// The longest a wait on a lost device waits below before answering `VK_ERROR_DEVICE_LOST`.
@@ -113,18 +114,22 @@ fn submit(
             let r = inject::submit_as_is(dev, queue, batches, fence);
             dev.check(r, batches.call_name())
         }
-        Decision::Guilty(fault) => inject::guilty(
-            dev,
-            queue,
-            batches,
-            fence,
-            JobOutcome::Faulted {
+        Decision::Guilty(fault) => {
+            let planned = JobOutcome::Faulted {
                 fault,
                 guilt: Guilt::Guilty,
-            },
-            n,
-        ),
-        Decision::Hang => inject::guilty(dev, queue, batches, fence, JobOutcome::TimedOut, n),
+            };
+            let outcome = dev
+                .shadow_outcome(n, ShadowFault::Guilty, true)
+                .unwrap_or(planned);
+            inject::guilty(dev, queue, batches, fence, outcome, n)
+        }
+        Decision::Hang => {
+            let outcome = dev
+                .shadow_outcome(n, ShadowFault::Hang, true)
+                .unwrap_or(JobOutcome::TimedOut);
+            inject::guilty(dev, queue, batches, fence, outcome, n)
+        }
         Decision::Neighbor => inject::neighbor(dev, queue, batches, fence, n),
     }
 }

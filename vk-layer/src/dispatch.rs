@@ -281,9 +281,35 @@ pub struct DeviceState {
     /// Held for the whole of an injected fault.
     pub layer: Mutex<LayerObjects>,
     pub mem_props: vk::PhysicalDeviceMemoryProperties,
+    /// The simulated GPU shadowing faulted submissions (made on first use).
+    pub shadow: Mutex<Option<crate::shadow::Shadow>>,
 }
 
 impl DeviceState {
+    /// The outcome of submission `n` as the simulated GPU's recovery model decides it under
+    /// `fault`. `None` if the shadow device cannot run (reported on stderr).
+    pub fn shadow_outcome(
+        &self,
+        n: u64,
+        fault: crate::shadow::ShadowFault,
+        restartable: bool,
+    ) -> Option<agx_winsys::JobOutcome> {
+        let mut shadow = lock(&self.shadow);
+        if shadow.is_none() {
+            match crate::shadow::Shadow::new() {
+                Ok(s) => *shadow = Some(s),
+                Err(e) => eprintln!("VK_LAYER_AGX_fault: no shadow GPU: {e}"),
+            }
+        }
+        match shadow.as_ref()?.run(n, fault, restartable) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                eprintln!("VK_LAYER_AGX_fault: shadow job {n} failed: {e}");
+                None
+            }
+        }
+    }
+
     /// Marks the device lost with `report` (counted once).
     pub fn set_lost(&self, report: FaultReport) {
         if self.lost.set_lost(report) {

@@ -18,6 +18,7 @@ use agx_winsys::outcome::{Guilt, JobOutcome};
 use agx_winsys::vulkan::{FaultReport, FaultVendorInfo};
 
 use crate::dispatch::{lock, next, DeviceState, LayerObjects};
+use crate::shadow::ShadowFault;
 use crate::stats;
 use crate::track::{Reg, Space};
 
@@ -219,8 +220,14 @@ pub fn neighbor(
     }
     // 2. What a half-executed job leaves.
     scramble(dev, &mut objs, queue, &verdict.written);
-    // 3. Replay or lose.
-    if verdict.restartable() {
+    // 3. Replay or lose, as the recovery model decides for the shadow job.
+    let outcome = dev
+        .shadow_outcome(n, ShadowFault::Neighbor, verdict.restartable())
+        .unwrap_or(JobOutcome::Killed {
+            guilt: Guilt::Innocent,
+            fault: None,
+        });
+    if outcome.succeeded() {
         let r = submit_cbs(dev, queue, &cbs);
         // SAFETY: `queue` is valid.
         let r2 = unsafe { next!(dev, queue_wait_idle)(queue) };
@@ -234,10 +241,6 @@ pub fn neighbor(
         for r in &names {
             stats::not_restartable(r);
         }
-        let outcome = JobOutcome::Killed {
-            guilt: Guilt::Innocent,
-            fault: None,
-        };
         if let Some(mut report) = FaultReport::from_outcome(&outcome, n) {
             report
                 .description

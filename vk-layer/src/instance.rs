@@ -363,6 +363,7 @@ pub unsafe extern "system" fn create_device(
                     queues: Mutex::new(HashMap::new()),
                     layer: Mutex::new(LayerObjects::default()),
                     mem_props,
+                    shadow: Mutex::new(None),
                 },
             );
             vk::Result::SUCCESS

@@ -25,6 +25,7 @@ mod instance;
 pub mod loader;
 pub mod plan;
 mod proc;
+pub mod shadow;
 pub mod spirv;
 mod stats;
 pub mod track;

@@ -228,11 +228,14 @@ impl FaultReport {
             Guilt::Unknown => description.push_str(", guilt unknown"),
         }
         let mut addresses = Vec::new();
+        // An innocent job's fault is another context's: its address says nothing about this
+        // application's memory (and belongs to someone else), so it is not reported.
+        let own_fault = fault.filter(|_| guilt != Guilt::Innocent);
         if let Some(FaultInfo {
             address: Some(address),
             write,
             ..
-        }) = fault
+        }) = own_fault
         {
             use std::fmt::Write as _;
             let _ = write!(
