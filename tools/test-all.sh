@@ -44,10 +44,11 @@ if [ -f meson.build ]; then
     meson setup build/meson >/dev/null
     meson compile -C build/meson
     meson test -C build/meson --print-errorlogs
+    meson test -C build/meson --setup valgrind --print-errorlogs   # memcheck: no errors, no definite leaks
 fi
-if [ -x tests/kernel-diff/run.sh ]; then
-    step "real-kernel differential test (QEMU/TCG)"
-    tests/kernel-diff/run.sh
+if [ -x tests/kernel-diff/diff.sh ]; then
+    step "real-kernel differential test: sync paths, Linux 6.1 in QEMU/TCG vs the simulator"
+    tests/kernel-diff/diff.sh
 fi
 
 # --- 4. The main job ------------------------------------------------------------------------

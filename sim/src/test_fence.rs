@@ -8,9 +8,9 @@
 //!   replaces the syncobj's fence (`point == 0`) or is added as timeline point `point`.
 //!   Returns a fence id (> 0), per file, allocated cyclically from 1. `ENOENT` for an unknown
 //!   handle.
-//! - [`SimFile::test_signal_fence`]: signals the fence with `error` (0 or a negative errno
-//!   >= -4095) and drops the id. `EINVAL` for an unknown id (including one the timeout already
-//!   signalled, or one of another file) and for a bad `error`.
+//! - [`SimFile::test_signal_fence`]: signals the fence with `error` (0, or a negative errno
+//!   not below -4095) and drops the id. `EINVAL` for an unknown id (including one the timeout
+//!   already signalled, or one of another file) and for a bad `error`.
 //! - [`SimFile::test_timeout_fence`]: after `delay_ms` the fence is signalled with
 //!   `-ETIMEDOUT` unless someone signalled it first, and its id is dropped. `EINVAL` for an
 //!   unknown id, `EBUSY` when a timer is already armed.
@@ -155,7 +155,7 @@ impl SimFile {
 
     /// Signals fence `id` with `error` (0 or a negative errno) and drops the id.
     pub fn test_signal_fence(&self, id: u64, error: i32) -> Result<(), Errno> {
-        if error > 0 || error < -MAX_ERRNO {
+        if !(-MAX_ERRNO..=0).contains(&error) {
             return Err(Errno::INVAL);
         }
         let id = u32::try_from(id)

@@ -161,8 +161,8 @@ pub(crate) struct ChainLink {
 /// A `dma_fence_array` that signals when all its fences have.
 pub(crate) struct ArrayData {
     fences: Vec<Arc<Fence>>,
-    /// (fences not yet signalled, first error seen).
-    pending: Mutex<(usize, i32)>,
+    /// (fences not yet signalled, first error seen, signalling enabled).
+    pending: Mutex<(usize, i32, bool)>,
 }
 
 enum Kind {
@@ -413,7 +413,25 @@ impl Fence {
         }
     }
 
-    /// A `dma_fence_array` of `fences` that signals when all have, with the first error seen.
+    /// `dma_fence_enable_sw_signaling`, as a wait, a poll or an eventfd does it on a pending
+    /// fence. It matters only for arrays: an array carries its fences' first error only if
+    /// signalling was enabled before its last fence signalled. For a chain, the arrays it
+    /// contains are enabled (a chain's `enable_signaling` enables its contained fences).
+    pub(crate) fn enable_signaling(self: &Arc<Fence>) {
+        let mut cur = Some(self.clone());
+        while let Some(f) = cur {
+            let contained = f.chain().map_or_else(|| f.clone(), |c| c.fence.clone());
+            if let Kind::Array(a) = &contained.kind {
+                if !contained.is_signaled() {
+                    lock(&a.pending).2 = true;
+                }
+            }
+            cur = chain_walk(&f);
+        }
+    }
+
+    /// A `dma_fence_array` of `fences` that signals when all have, with the first error seen
+    /// (if its signalling was enabled in time, see [`Fence::enable_signaling`]).
     pub(crate) fn new_array(fences: Vec<Arc<Fence>>, context: u64, seqno: u64) -> Arc<Fence> {
         let n = fences.len();
         let array = Arc::new(Fence {
@@ -421,7 +439,7 @@ impl Fence {
             seqno,
             kind: Kind::Array(ArrayData {
                 fences,
-                pending: Mutex::new((n, 0)),
+                pending: Mutex::new((n, 0, false)),
             }),
             state: pending_state(),
         });
@@ -448,7 +466,10 @@ impl Fence {
                         p.1 = err;
                     }
                     p.0 -= 1;
-                    (p.0 == 0).then_some(p.1)
+                    // Linux propagates the error only through the callbacks that
+                    // `enable_signaling` installs. Without them, the first status check
+                    // (`dma_fence_array_signaled`) clears the pending error: signalled, no error.
+                    (p.0 == 0).then_some(if p.2 { p.1 } else { 0 })
                 };
                 if let Some(err) = done {
                     array.signal(err);
@@ -686,10 +707,18 @@ mod tests {
         let leaves = unwrap(&m);
         assert_eq!(leaves.len(), 2);
         assert!(Arc::ptr_eq(&leaves[0], &a) && Arc::ptr_eq(&leaves[1], &b));
+        // Signalling enabled (by a wait) while pending: the array carries the error.
+        m.enable_signaling();
         a.signal(0);
         assert_eq!(m.status(), 0);
         b.signal(-62);
         assert_eq!(m.status(), -62);
+        // Never enabled: signalled without the error (dma_fence_array_signaled).
+        let (e, f) = (Fence::new(), Fence::new());
+        let m2 = unwrap_merge(&[e.clone(), f.clone()]);
+        e.signal(-5);
+        f.signal(0);
+        assert_eq!(m2.status(), 1);
         // All signalled: a stub.
         let s = unwrap_merge(&[a.clone(), c.clone()]);
         assert_eq!(s.status(), 1);

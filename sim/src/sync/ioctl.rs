@@ -363,6 +363,9 @@ fn array_wait(
                     return Ok(i as u32);
                 }
                 count += 1;
+            } else {
+                // dma_fence_add_callback: enables signalling, even for a zero timeout.
+                f.enable_signaling();
             }
         }
         if count == n {

@@ -12,6 +12,12 @@
 //! flags other than `WAIT_FOR_SUBMIT` is `EINVAL` (6.1 ignores them); sync_file merges sort
 //! fences by context and keep one per context (6.1 keeps the order given); signalled fences
 //! report the driver/timeline names `detached-driver`/`signaled-timeline` (6.1: the real ones).
+//!
+//! A merged sync_file's `dma_fence_array` carries its fences' first error only if something
+//! enabled its signalling while it was pending (a syncobj wait, an eventfd; in Linux also a
+//! `poll()` on the sync_file, which the simulator cannot see: its sync_files are host pipes).
+//! Otherwise it signals without the error, as `dma_fence_array_signaled` does in Linux.
+//! `tests/kernel-diff/` checks these paths against a real kernel.
 
 mod fdutil;
 pub mod fence;

@@ -85,6 +85,7 @@ fn fire_eventfds(ready: ReadyEventfds) {
         if entry.flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE != 0 {
             signal_eventfd(&entry.fd);
         } else {
+            fence.enable_signaling();
             fence.add_callback(Box::new(move || signal_eventfd(&entry.fd)));
         }
     }
