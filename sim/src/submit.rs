@@ -56,7 +56,11 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
             };
             let obj = table.get(s.handle)?;
             if i < a.in_sync_count as usize {
-                in_fences.push(obj.find_fence(point.unwrap_or(0), 0)?);
+                let fence = obj.find_fence(point.unwrap_or(0), 0)?;
+                // The scheduler waits on its dependencies with a callback, which enables
+                // signalling (and so error propagation through fence arrays) as on Linux.
+                fence.enable_signaling();
+                in_fences.push(fence);
             } else {
                 outs.push(OutSync { obj, point });
             }
