@@ -2,8 +2,10 @@
 //! real asahi node), in the forms Mesa CI consumes.
 
 mod campaign;
+mod cases;
 mod demo;
 mod info;
+mod results;
 mod runner;
 mod soundness;
 

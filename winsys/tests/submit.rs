@@ -491,3 +491,48 @@ fn trace_of_a_recovery_is_chrome_json() {
         .iter()
         .all(|e| e["ts"].is_number() && e["ph"].is_string()));
 }
+
+#[test]
+fn victim_with_both_subqueues_running_is_killed_once() {
+    // Render and compute of one queue in flight together (no barrier between them), both not
+    // restartable: killing the first victim bans the queue and ends the second with it.
+    let dev = sim("sim:policy=replay");
+    let sim = dev.simulator().unwrap().clone();
+    let victim = Context::new(&dev, 8 << 20).unwrap();
+    let culprit = Context::new(&Device::open_sim(&sim).unwrap(), 1 << 20).unwrap();
+    let len = 2 << 20;
+    let (a, b, src) = (
+        victim.alloc(len).unwrap(),
+        victim.alloc(len).unwrap(),
+        victim.alloc(len).unwrap(),
+    );
+    let mut cb = victim.command_buffer();
+    cb.render(victim.blend_pass(a, src, len).unwrap()).unwrap();
+    cb.compute_with_deps(
+        victim.compute_accumulate(b, src, len).unwrap(),
+        agx_winsys::cmd::Deps::NONE,
+    )
+    .unwrap();
+    sim.hold();
+    let vj = victim.queue.submit(&cb, &[], &[]).unwrap();
+    let cj = faulting(
+        &culprit,
+        StreamBuilder::new().spin(10_000).load(0x30_0000_0000, 8),
+    );
+    sim.release();
+    assert!(matches!(
+        cj.wait(SEC).unwrap(),
+        JobOutcome::Faulted {
+            guilt: Guilt::Guilty,
+            ..
+        }
+    ));
+    assert!(matches!(
+        vj.wait(SEC).unwrap(),
+        JobOutcome::Killed {
+            guilt: Guilt::Innocent,
+            ..
+        }
+    ));
+    assert_eq!(sim.pending_commands(), 0);
+}

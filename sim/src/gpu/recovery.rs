@@ -53,7 +53,8 @@ impl Gpu {
             .collect();
         let mut touched: Vec<u64> = guilty_queues.clone();
         for jid in victims {
-            let job = self.jobs.get_mut(&jid).expect("running job exists");
+            // Killing an earlier victim ends its queue's other running command too.
+            let Some(job) = self.jobs.get_mut(&jid) else { continue };
             let qid = job.queue;
             touched.push(qid);
             self.trace
@@ -65,6 +66,8 @@ impl Gpu {
                     if let Some(exec) = job.exec.as_mut() {
                         exec.abandon_current_op();
                     }
+                    // The reset's time is not the command's: its watchdog does not count it.
+                    job.run_start_ns += self.config.recovery_cost_ns;
                     continue;
                 }
                 RecoveryPolicy::Replay => {
