@@ -12,34 +12,71 @@ use crate::queue::{QueueShared, RING_SLOTS, SLOT_BYTES};
 use crate::sync::{Deadline, FenceStatus, SyncObj, WaitFlags};
 use std::sync::atomic::Ordering;
 
+/// The binary sync objects holding each chunk's own fence, in upstream mode (no result
+/// records): the only place a finished chunk's error survives.
+#[derive(Debug, Default)]
+pub(crate) enum ChunkFences {
+    #[default]
+    None,
+    One(SyncObj),
+    Many(Vec<SyncObj>),
+}
+
+impl ChunkFences {
+    pub(crate) fn push(&mut self, f: Option<SyncObj>) {
+        let Some(f) = f else { return };
+        *self = match std::mem::take(self) {
+            ChunkFences::None => ChunkFences::One(f),
+            ChunkFences::One(a) => ChunkFences::Many(vec![a, f]),
+            ChunkFences::Many(mut v) => {
+                v.push(f);
+                ChunkFences::Many(v)
+            }
+        };
+    }
+
+    fn as_slice(&self) -> &[SyncObj] {
+        match self {
+            ChunkFences::None => &[],
+            ChunkFences::One(f) => std::slice::from_ref(f),
+            ChunkFences::Many(v) => v,
+        }
+    }
+}
+
 /// One submission: one or more hardware commands (several kernel submits if it was split).
 #[derive(Debug)]
 pub struct Job {
     queue: Arc<QueueShared>,
-    first_point: u64,
-    last_point: u64,
+    /// Timeline points of its kernel submits.
+    points: std::ops::Range<u64>,
     first_seqno: u64,
     commands: u32,
     record: ResultRecord,
+    fences: ChunkFences,
+    /// The rest of a split submit was refused after these commands were accepted.
+    refused: Option<JobOutcome>,
     outcome: OnceLock<JobOutcome>,
 }
 
 impl Job {
     pub(crate) fn new(
         queue: Arc<QueueShared>,
-        first_point: u64,
-        last_point: u64,
+        points: std::ops::Range<u64>,
         first_seqno: u64,
         commands: u32,
         record: ResultRecord,
+        fences: ChunkFences,
+        refused: Option<JobOutcome>,
     ) -> Job {
         Job {
             queue,
-            first_point,
-            last_point,
+            points,
             first_seqno,
             commands,
             record,
+            fences,
+            refused,
             outcome: OnceLock::new(),
         }
     }
@@ -47,7 +84,7 @@ impl Job {
     /// The out-fence: the queue's timeline object and the point that signals when the whole
     /// job is done (whatever its outcome).
     pub fn fence(&self) -> (&SyncObj, u64) {
-        (&self.queue.timeline, self.last_point)
+        (&self.queue.timeline, self.points.end - 1)
     }
 
     /// Kernel sequence numbers of the job's commands on its queue.
@@ -63,8 +100,11 @@ impl Job {
         }
         self.queue
             .timeline
-            .wait(Some(self.last_point), deadline, WaitFlags::default())?;
-        let o = self.read_outcome()?;
+            .wait(Some(self.points.end - 1), deadline, WaitFlags::default())?;
+        let mut o = self.read_outcome()?;
+        if let Some(r) = self.refused {
+            o = worse(o, r);
+        }
         Ok(*self.outcome.get_or_init(|| o))
     }
 
@@ -78,7 +118,7 @@ impl Job {
     }
 
     /// Reads the outcome of a finished job: result records with the extension, else the
-    /// fence errors. The job's outcome is its worst command's.
+    /// errors of the chunks' own fences. The job's outcome is its worst command's.
     fn read_outcome(&self) -> Result<JobOutcome> {
         let mut worst = JobOutcome::Complete;
         let submitted = self.queue.seqno.load(Ordering::Acquire);
@@ -95,7 +135,6 @@ impl Job {
                 let seqno_ok = self.record == ResultRecord::StatusOnly || rec.seqno == seqno;
                 match JobOutcome::from_record(&rec) {
                     Some(o) if seqno_ok => worst = worse(worst, o),
-                    // Never written (a split submit refused half-way): fall back to the fence.
                     _ => all_records = false,
                 }
             }
@@ -103,8 +142,16 @@ impl Job {
                 return Ok(worst);
             }
         }
-        for point in self.first_point..=self.last_point {
-            match self.queue.timeline.status(Some(point))? {
+        // Upstream mode, or records overwritten long ago: fence errors. A chunk's own binary
+        // fence keeps its error; a signalled timeline point does not (last resort only).
+        let own = self.fences.as_slice();
+        let statuses =
+            (0..self.points.end - self.points.start).map(|i| match own.get(i as usize) {
+                Some(f) => f.status(None),
+                None => self.queue.timeline.status(Some(self.points.start + i)),
+            });
+        for status in statuses {
+            match status? {
                 FenceStatus::Error(e) => worst = worse(worst, JobOutcome::from_fence_error(e)),
                 FenceStatus::Signaled => {}
                 FenceStatus::Pending => {
@@ -144,12 +191,14 @@ impl JobOutcome {
     /// The outcome of a submit the kernel refused: `ECANCELED` (banned queue) is a cancelled
     /// job, `ENODEV` a gone device; anything else is not an outcome but an error to report.
     pub fn from_submit_error(e: &Error) -> Option<JobOutcome> {
-        match e {
-            Error::Kernel {
-                call: "SUBMIT",
-                errno,
-            } if *errno == Errno::CANCELED => Some(JobOutcome::Cancelled),
-            Error::Kernel { errno, .. } if *errno == Errno::NODEV => Some(JobOutcome::DeviceGone),
+        JobOutcome::from_submit_errno(e.errno())
+    }
+
+    /// [`JobOutcome::from_submit_error`] for a raw errno (C callers).
+    pub fn from_submit_errno(errno: Errno) -> Option<JobOutcome> {
+        match errno {
+            Errno::CANCELED => Some(JobOutcome::Cancelled),
+            Errno::NODEV => Some(JobOutcome::DeviceGone),
             _ => None,
         }
     }

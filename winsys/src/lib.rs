@@ -36,3 +36,4 @@ pub use queue::{Priority, Queue, SyncPoint};
 pub use reset::{ResetStatus, ResetTracker};
 pub use sync::{Deadline, FenceStatus, SyncObj, WaitFlags};
 pub use vm::{Access, VaClass, Vm};
+pub mod ffi;

@@ -19,7 +19,8 @@ use crate::bo::{Bo, BoFlags};
 use crate::cmd::{CommandBuffer, JobInfoSlot};
 use crate::error::{Error, Result};
 use crate::ioctl;
-use crate::job::{Job, QueueState};
+use crate::job::{ChunkFences, Job, QueueState};
+use crate::outcome::JobOutcome;
 use crate::sync::{Deadline, SyncObj, WaitFlags};
 use crate::vm::Vm;
 use crate::Device;
@@ -219,6 +220,7 @@ impl Queue {
         let st = &mut *st;
         let first_seqno = st.seqno + 1;
         let first_point = st.next_point;
+        let mut fences = ChunkFences::default();
         let mut start = 0;
         while start < total {
             let end = (start + max).min(total);
@@ -227,6 +229,12 @@ impl Queue {
             if sh.ring.is_some() {
                 reclaim_slots(sh, st, chunk_seqno, (end - start) as u64)?;
             }
+            // Upstream mode: the chunk's own fence, kept in a binary object, is the only place
+            // its error survives (a signalled timeline point exports as a stub fence).
+            let own = match sh.ring {
+                None => Some(SyncObj::new(&q.dev, false)?),
+                Some(_) => None,
+            };
             let ring_handle = sh.ring.as_ref().map(|r| r.bo.handle());
             let slot = |i: usize| -> Option<JobInfoSlot> {
                 let handle = ring_handle?;
@@ -247,10 +255,29 @@ impl Queue {
             let in_count = st.syncs.len();
             st.syncs
                 .push(SyncPoint::timeline(&sh.timeline, point).raw());
+            if let Some(own) = &own {
+                st.syncs.push(SyncPoint::binary(own).raw());
+            }
             if end == total {
                 st.syncs.extend(signals.iter().map(SyncPoint::raw));
             }
-            ioctl::submit(k, q.id, &st.syncs, in_count, &st.cmdbuf)?;
+            if let Err(e) = ioctl::submit(k, q.id, &st.syncs, in_count, &st.cmdbuf) {
+                if start == 0 {
+                    return Err(e);
+                }
+                return refused_midway(
+                    q,
+                    st,
+                    e,
+                    signals,
+                    first_point,
+                    first_seqno,
+                    start,
+                    fences,
+                    cb,
+                );
+            }
+            fences.push(own);
             for s in chunk_seqno..chunk_seqno + (end - start) as u64 {
                 if let Some(p) = st.slot_points.get_mut(((s - 1) % RING_SLOTS) as usize) {
                     *p = point;
@@ -263,11 +290,12 @@ impl Queue {
         }
         Ok(Job::new(
             q.shared.clone(),
-            first_point,
-            st.next_point - 1,
+            first_point..st.next_point,
             first_seqno,
             total as u32,
             cb.result_record(),
+            fences,
+            None,
         ))
     }
 
@@ -337,4 +365,37 @@ fn reclaim_slots(q: &QueueShared, st: &mut Submitting, first: u64, count: u64) -
         st.completed = need;
     }
     Ok(())
+}
+
+/// A later chunk of a split submit was refused (typically `ECANCELED`: an earlier chunk already
+/// faulted and got the queue banned, or `ENODEV`). The chunks already accepted are a job of
+/// their own; the caller's out-syncs get the last accepted chunk's fence, so they signal, with
+/// its error; the refusal becomes part of the job's outcome.
+#[allow(clippy::too_many_arguments)]
+fn refused_midway(
+    q: &QueueInner,
+    st: &Submitting,
+    e: Error,
+    signals: &[SyncPoint<'_>],
+    first_point: u64,
+    first_seqno: u64,
+    accepted: usize,
+    fences: ChunkFences,
+    cb: &CommandBuffer,
+) -> Result<Job> {
+    let refused = JobOutcome::from_submit_error(&e).ok_or(e)?;
+    let last = st.next_point - 1;
+    for s in signals {
+        s.obj
+            .transfer_from(&q.shared.timeline, Some(last), s.point)?;
+    }
+    Ok(Job::new(
+        q.shared.clone(),
+        first_point..st.next_point,
+        first_seqno,
+        accepted as u32,
+        cb.result_record(),
+        fences,
+        Some(refused),
+    ))
 }

@@ -536,3 +536,46 @@ fn victim_with_both_subqueues_running_is_killed_once() {
     ));
     assert_eq!(sim.pending_commands(), 0);
 }
+
+#[test]
+fn split_submit_refused_midway_still_signals_and_reports() {
+    // The first chunk faults while the second is being submitted (the simulated GPU runs inside
+    // the ioctl): the kernel refuses the second chunk (ECANCELED, queue banned). The caller
+    // still gets a job with the fault and an out-sync that signals, with the error.
+    for spec in ["sim", "sim:upstream"] {
+        let dev = sim(spec);
+        let c = Context::new(&dev, 1 << 20).unwrap();
+        let max = dev.params().max_commands_per_submission as usize;
+        let mut cb = c.command_buffer();
+        let bad = c
+            .render(
+                StreamBuilder::new().store(0x30_0000_0000, 1),
+                Default::default(),
+                &[],
+            )
+            .unwrap();
+        cb.render(bad).unwrap();
+        for _ in 1..max + 3 {
+            cb.render(c.clear_pass(c.alloc(64).unwrap(), 64, 9).unwrap())
+                .unwrap();
+        }
+        let out = SyncObj::new(&dev, false).unwrap();
+        let job = c
+            .queue
+            .submit(&cb, &[], &[SyncPoint::binary(&out)])
+            .unwrap();
+        assert_eq!(
+            job.seqnos().count(),
+            max,
+            "{spec}: only the first chunk was accepted"
+        );
+        let o = job.wait(SEC).unwrap();
+        assert!(matches!(o, JobOutcome::Faulted { .. }), "{spec}: {o:?}");
+        out.wait(None, SEC, WaitFlags::default()).unwrap();
+        assert_eq!(
+            out.status(None).unwrap(),
+            FenceStatus::Error(-libc::EIO),
+            "{spec}"
+        );
+    }
+}
