@@ -22,7 +22,9 @@ fn short_campaign_finds_no_unsound_verdict() {
     assert!(s.replayed >= 300, "{s:?}");
     assert!(s.mid_op >= 100, "{s:?}");
     assert!(s.killed_innocent >= 50, "{s:?}");
+    assert!(s.replayed_twice >= 30, "{s:?}");
     assert_eq!(s.cost_model_misses, 0);
+    assert_eq!(s.reference_disagreements, 0, "{}", s.failures.join("\n"));
     assert!(s.restartable_idempotent == s.restartable, "{s:?}");
     assert!(s.precision() > 0.0 && s.precision() <= 100.0);
 }
