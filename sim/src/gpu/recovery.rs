@@ -54,7 +54,9 @@ impl Gpu {
         let mut touched: Vec<u64> = guilty_queues.clone();
         for jid in victims {
             // Killing an earlier victim ends its queue's other running command too.
-            let Some(job) = self.jobs.get_mut(&jid) else { continue };
+            let Some(job) = self.jobs.get_mut(&jid) else {
+                continue;
+            };
             let qid = job.queue;
             touched.push(qid);
             self.trace
