@@ -193,12 +193,11 @@ void_hook! {
     |t| { t.buffer_views.remove(&v.as_raw()); }
 }
 
-obj_hook! {
-    /// `vkCreateRenderPass`.
-    fn create_render_pass(device, info: *const vk::RenderPassCreateInfo<'_>,
-        alloc: *const vk::AllocationCallbacks<'_>, out: *mut vk::RenderPass) => create_render_pass;
-    |dev, t| {
-        let i = &*info;
+/// The render pass description of a `VkRenderPassCreateInfo` or `VkRenderPassCreateInfo2`
+/// (the two differ in types, not in the fields read here).
+macro_rules! render_pass_desc {
+    ($info:expr, $ref_ty:ty) => {{
+        let i = $info;
         let atts = slice(i.p_attachments, i.attachment_count)
             .iter()
             .map(|a| AttDesc {
@@ -209,7 +208,7 @@ obj_hook! {
                 depth_stencil: is_depth_stencil(a.format),
             })
             .collect();
-        let refs = |p: *const vk::AttachmentReference, n: u32| -> Vec<Option<u32>> {
+        let refs = |p: *const $ref_ty, n: u32| -> Vec<Option<u32>> {
             slice(p, n)
                 .iter()
                 .map(|r| (r.attachment != vk::ATTACHMENT_UNUSED).then_some(r.attachment))
@@ -222,17 +221,33 @@ obj_hook! {
                 resolves: if s.p_resolve_attachments.is_null() {
                     Vec::new()
                 } else {
-                    refs(s.p_resolve_attachments, s.color_attachment_count).into_iter().flatten().collect()
+                    refs(s.p_resolve_attachments, s.color_attachment_count)
+                        .into_iter()
+                        .flatten()
+                        .collect()
                 },
                 depth: if s.p_depth_stencil_attachment.is_null() {
                     None
                 } else {
                     refs(s.p_depth_stencil_attachment, 1)[0]
                 },
-                inputs: refs(s.p_input_attachments, s.input_attachment_count).into_iter().flatten().collect(),
+                inputs: refs(s.p_input_attachments, s.input_attachment_count)
+                    .into_iter()
+                    .flatten()
+                    .collect(),
             })
             .collect();
-        t.render_passes.insert((*out).as_raw(), RenderPassDesc { atts, subpasses });
+        RenderPassDesc { atts, subpasses }
+    }};
+}
+
+obj_hook! {
+    /// `vkCreateRenderPass`.
+    fn create_render_pass(device, info: *const vk::RenderPassCreateInfo<'_>,
+        alloc: *const vk::AllocationCallbacks<'_>, out: *mut vk::RenderPass) => create_render_pass;
+    |dev, t| {
+        let desc = render_pass_desc!(&*info, vk::AttachmentReference);
+        t.render_passes.insert((*out).as_raw(), desc);
     }
 }
 
@@ -241,41 +256,8 @@ obj_hook! {
     fn create_render_pass2(device, info: *const vk::RenderPassCreateInfo2<'_>,
         alloc: *const vk::AllocationCallbacks<'_>, out: *mut vk::RenderPass) => create_render_pass2;
     |dev, t| {
-        let i = &*info;
-        let atts = slice(i.p_attachments, i.attachment_count)
-            .iter()
-            .map(|a| AttDesc {
-                load: load_op(a.load_op),
-                store: store_op(a.store_op),
-                stencil_load: load_op(a.stencil_load_op),
-                stencil_store: store_op(a.stencil_store_op),
-                depth_stencil: is_depth_stencil(a.format),
-            })
-            .collect();
-        let refs = |p: *const vk::AttachmentReference2<'_>, n: u32| -> Vec<Option<u32>> {
-            slice(p, n)
-                .iter()
-                .map(|r| (r.attachment != vk::ATTACHMENT_UNUSED).then_some(r.attachment))
-                .collect()
-        };
-        let subpasses = slice(i.p_subpasses, i.subpass_count)
-            .iter()
-            .map(|s| Subpass {
-                colors: refs(s.p_color_attachments, s.color_attachment_count),
-                resolves: if s.p_resolve_attachments.is_null() {
-                    Vec::new()
-                } else {
-                    refs(s.p_resolve_attachments, s.color_attachment_count).into_iter().flatten().collect()
-                },
-                depth: if s.p_depth_stencil_attachment.is_null() {
-                    None
-                } else {
-                    refs(s.p_depth_stencil_attachment, 1)[0]
-                },
-                inputs: refs(s.p_input_attachments, s.input_attachment_count).into_iter().flatten().collect(),
-            })
-            .collect();
-        t.render_passes.insert((*out).as_raw(), RenderPassDesc { atts, subpasses });
+        let desc = render_pass_desc!(&*info, vk::AttachmentReference2<'_>);
+        t.render_passes.insert((*out).as_raw(), desc);
     }
 }
 
