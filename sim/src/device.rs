@@ -6,7 +6,7 @@
 //! return data, even on error, as the DRM core does.
 
 use std::collections::BTreeMap;
-use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::os::fd::IntoRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use agx_uapi::drm::*;
@@ -280,7 +280,7 @@ impl SimFile {
             }
             DRM_IOCTL_PRIME_FD_TO_HANDLE => {
                 let a: &mut drm_prime_handle = bytemuck::from_bytes_mut(arg);
-                let bo = bo::import_dmabuf(borrow_fd(a.fd)?)?;
+                let bo = crate::fdutil::with_raw_fd(a.fd, bo::import_dmabuf)?;
                 let mut st = self.shared.lock();
                 let f = st.files.get_mut(&self.id).ok_or(Errno::NODEV)?;
                 // The same object gets the same handle in one file.
@@ -374,17 +374,4 @@ impl Drop for SimFile {
         st.gpu.vms.retain(|_, v| v.file != id);
         st.gpu.run();
     }
-}
-
-/// Borrows a caller's fd number for the duration of an ioctl, as the kernel looks it up in the
-/// file table: `EBADF` if it is not open.
-#[allow(unsafe_code)]
-pub(crate) fn borrow_fd(fd: i32) -> Result<BorrowedFd<'static>, Errno> {
-    // SAFETY: F_GETFD only inspects the fd table entry; any int is a valid argument.
-    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(Errno::BADF);
-    }
-    // SAFETY: the fd is open (checked just above) and is only used during this ioctl, exactly
-    // as the kernel uses a file it looked up from an fd number; the caller owns it throughout.
-    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }

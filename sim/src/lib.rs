@@ -16,6 +16,7 @@ pub mod bo;
 pub mod cmdbuf;
 pub mod config;
 pub mod device;
+mod fdutil;
 pub mod gpu;
 mod ioctl;
 pub mod mem;

@@ -14,10 +14,10 @@ use agx_uapi::ioctl::{ioc_nr, ioc_type};
 use bytemuck::Pod;
 use rustix::io::Errno;
 
-use super::fdutil;
 use super::fence::{lock, monotonic_ns, unwrap_merge, wait_epoch, wait_for_change, Fence};
 use super::sync_file::{self, load, store};
 use super::syncobj::{Syncobj, SyncobjTable};
+use crate::fdutil;
 use crate::uaccess;
 
 const NR_CREATE: u8 = ioc_nr(DRM_IOCTL_SYNCOBJ_CREATE);

@@ -19,7 +19,6 @@
 //! Otherwise it signals without the error, as `dma_fence_array_signaled` does in Linux.
 //! `tests/kernel-diff/` checks these paths against a real kernel.
 
-mod fdutil;
 pub mod fence;
 pub mod ioctl;
 pub mod sync_file;

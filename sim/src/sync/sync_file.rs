@@ -28,9 +28,9 @@ use rustix::fs::OFlags;
 use rustix::io::Errno;
 use rustix::pipe::PipeFlags;
 
-use super::fdutil::with_raw_fd;
 use super::fence::{context_alloc, lock, unwrap, unwrap_merge, Fence};
 use super::syncobj::Syncobj;
+use crate::fdutil::with_raw_fd;
 use crate::uaccess;
 
 /// `struct sync_set_deadline` (upstream, not in 6.1).

@@ -11,11 +11,11 @@ use bytemuck::{Pod, Zeroable};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 
-use super::fdutil::take_returned_fd;
 use super::fence::{monotonic_ns, Fence};
 use super::ioctl::syncobj_ioctl;
 use super::sync_file::{self, sync_file_ioctl};
 use super::syncobj::{Syncobj, SyncobjTable};
+use crate::fdutil::take_returned_fd;
 
 const EIO: i32 = -5;
 
