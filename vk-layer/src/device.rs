@@ -229,21 +229,43 @@ pub unsafe extern "system" fn wait_for_fences(
     })
 }
 
-/// `vkGetFenceStatus`.
-pub unsafe extern "system" fn get_fence_status(device: vk::Device, fence: vk::Fence) -> vk::Result {
-    guard(vk::Result::ERROR_UNKNOWN, || {
-        // SAFETY: valid usage.
-        unsafe {
-            let Some(dev) = dev_of(device) else {
-                return vk::Result::ERROR_UNKNOWN;
-            };
-            if dev.lost.is_lost() {
-                return vk::Result::ERROR_DEVICE_LOST;
-            }
-            let r = next!(dev, get_fence_status)(device, fence);
-            dev.check(r, "vkGetFenceStatus")
+/// A status query that may return `VK_ERROR_DEVICE_LOST`: lost answers at once, otherwise the
+/// driver answers and a DEVICE_LOST from it makes the device lost.
+macro_rules! lost_query_hook {
+    ($(#[$doc:meta])* fn $name:ident($device:ident: vk::Device $(, $arg:ident: $ty:ty)*) => $next:ident, $call:literal) => {
+        $(#[$doc])*
+        pub unsafe extern "system" fn $name($device: vk::Device $(, $arg: $ty)*) -> vk::Result {
+            guard(vk::Result::ERROR_UNKNOWN, || {
+                // SAFETY: valid usage: the application's arguments, forwarded unchanged.
+                unsafe {
+                    let Some(dev) = dev_of($device) else {
+                        return vk::Result::ERROR_UNKNOWN;
+                    };
+                    if dev.lost.is_lost() {
+                        return vk::Result::ERROR_DEVICE_LOST;
+                    }
+                    let r = next!(dev, $next)($device $(, $arg)*);
+                    dev.check(r, $call)
+                }
+            })
         }
-    })
+    };
+}
+
+lost_query_hook! {
+    /// `vkGetFenceStatus`.
+    fn get_fence_status(device: vk::Device, fence: vk::Fence) => get_fence_status, "vkGetFenceStatus"
+}
+
+lost_query_hook! {
+    /// `vkGetSemaphoreCounterValue` (and the KHR alias).
+    fn get_semaphore_counter_value(device: vk::Device, sem: vk::Semaphore, value: *mut u64)
+        => get_semaphore_counter_value, "vkGetSemaphoreCounterValue"
+}
+
+lost_query_hook! {
+    /// `vkGetEventStatus`.
+    fn get_event_status(device: vk::Device, event: vk::Event) => get_event_status, "vkGetEventStatus"
 }
 
 /// `vkWaitSemaphores` (and the KHR alias).
@@ -265,44 +287,6 @@ pub unsafe extern "system" fn wait_semaphores(
             }
             let r = f(device, info, timeout);
             dev.check(r, "vkWaitSemaphores")
-        }
-    })
-}
-
-/// `vkGetSemaphoreCounterValue` (and the KHR alias).
-pub unsafe extern "system" fn get_semaphore_counter_value(
-    device: vk::Device,
-    sem: vk::Semaphore,
-    value: *mut u64,
-) -> vk::Result {
-    guard(vk::Result::ERROR_UNKNOWN, || {
-        // SAFETY: valid usage.
-        unsafe {
-            let Some(dev) = dev_of(device) else {
-                return vk::Result::ERROR_UNKNOWN;
-            };
-            if dev.lost.is_lost() {
-                return vk::Result::ERROR_DEVICE_LOST;
-            }
-            let r = next!(dev, get_semaphore_counter_value)(device, sem, value);
-            dev.check(r, "vkGetSemaphoreCounterValue")
-        }
-    })
-}
-
-/// `vkGetEventStatus`.
-pub unsafe extern "system" fn get_event_status(device: vk::Device, event: vk::Event) -> vk::Result {
-    guard(vk::Result::ERROR_UNKNOWN, || {
-        // SAFETY: valid usage.
-        unsafe {
-            let Some(dev) = dev_of(device) else {
-                return vk::Result::ERROR_UNKNOWN;
-            };
-            if dev.lost.is_lost() {
-                return vk::Result::ERROR_DEVICE_LOST;
-            }
-            let r = next!(dev, get_event_status)(device, event);
-            dev.check(r, "vkGetEventStatus")
         }
     })
 }
