@@ -9,7 +9,8 @@
 //!
 //! Layout: `device` (open files, DRM core ioctls, dispatch), `ioctl` (asahi ioctls), `submit`
 //! and `cmdbuf` (the submit path), `bo`/`mem`/`vm` (memory), `gpu` (firmware, scheduling,
-//! execution and recovery), `sync` (fences, sync objects, sync_file), `trace`.
+//! execution and recovery), `sync` (fences, sync objects, sync_file), `trace`, and the test
+//! hooks `test_fence` (the real-kernel differential test's fences).
 #![deny(unsafe_code)]
 
 pub mod bo;

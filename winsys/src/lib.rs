@@ -5,7 +5,8 @@
 //! computes its accesses and restartability ([`analysis`]), encodes the flat cmdbuf, submits it
 //! through the kernel boundary ([`kernel`], [`ioctl`]) on a [`Queue`], and turns the job's fence
 //! and result record into a [`JobOutcome`], which maps to GL reset status ([`reset`]) and
-//! Vulkan semantics ([`vulkan`]).
+//! Vulkan semantics ([`vulkan`]). [`ffi`] is the C ABI (`include/agx_winsys.h`); [`kit`] builds
+//! workloads for the simulated GPU (tests, benchmarks, the fault suite).
 #![deny(unsafe_code)]
 
 pub mod analysis;
@@ -13,6 +14,7 @@ pub mod bo;
 pub mod cmd;
 pub mod device;
 pub mod error;
+pub mod ffi;
 pub mod ioctl;
 pub mod job;
 pub mod kernel;
@@ -36,4 +38,3 @@ pub use queue::{Priority, Queue, SyncPoint};
 pub use reset::{ResetStatus, ResetTracker};
 pub use sync::{Deadline, FenceStatus, SyncObj, WaitFlags};
 pub use vm::{Access, VaClass, Vm};
-pub mod ffi;
