@@ -116,6 +116,13 @@ impl SimDevice {
         st.gpu.run();
     }
 
+    /// With the clock held ([`SimDevice::hold`]): runs the GPU for `ns` of GPU time and stops
+    /// it again, leaving commands partially executed (for teardown and recovery tests that need
+    /// work really running at a given instant). Does nothing when not held.
+    pub fn advance(&self, ns: u64) {
+        self.shared.lock().gpu.advance(ns);
+    }
+
     /// Queues a fault injection on `queue_id` of `file`.
     pub fn inject(&self, file: &SimFile, queue_id: u32, inj: Injection) -> Result<(), Errno> {
         let mut st = self.shared.lock();

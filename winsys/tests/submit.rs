@@ -579,3 +579,47 @@ fn split_submit_refused_midway_still_signals_and_reports() {
         );
     }
 }
+
+#[test]
+fn queue_destroyed_while_its_command_is_running() {
+    // The clock stopped 10 us into a 2 MiB clear (32 us of GPU time): the command is really
+    // running, half done. Destroying its queue kills it; its partial writes stay.
+    let dev = sim("sim");
+    let sim = dev.simulator().unwrap().clone();
+    let c = Context::new(&dev, 4 << 20).unwrap();
+    let len = 2 << 20;
+    let dst = c.alloc(len).unwrap();
+    let mut cb = c.command_buffer();
+    cb.render(c.clear_pass(dst, len, 0x0707_0707).unwrap())
+        .unwrap();
+    sim.hold();
+    let job = c.queue.submit(&cb, &[], &[]).unwrap();
+    sim.advance(10_000);
+    assert_eq!(job.poll().unwrap(), None, "still running");
+    let written = |c: &Context| {
+        c.read(dst, len as usize)
+            .unwrap()
+            .iter()
+            .filter(|&&b| b == 7)
+            .count()
+    };
+    let partial = written(&c);
+    assert!(
+        partial > 0 && partial < len as usize,
+        "{partial} of {len} bytes written"
+    );
+    let Context { queue, data, .. } = c;
+    drop(queue);
+    // The queue is gone; the job still reports, within its bound.
+    let o = job.wait(SEC).unwrap();
+    assert!(matches!(o, JobOutcome::Killed { .. }), "{o:?}");
+    let mut after = vec![0u8; len as usize];
+    data.bo.read(dst - data.va, &mut after).unwrap();
+    assert_eq!(
+        after.iter().filter(|&&b| b == 7).count(),
+        partial,
+        "partial writes stay"
+    );
+    sim.release();
+    assert_eq!(sim.pending_commands(), 0);
+}

@@ -264,7 +264,22 @@ impl Gpu {
 
     /// Runs until idle or blocked. Does nothing while held or crashed.
     pub fn run(&mut self) {
-        while !self.held && !self.crashed {
+        if !self.held {
+            self.run_until(None);
+        }
+    }
+
+    /// With the clock held: lets the GPU run for `ns` of GPU time and stop again, leaving
+    /// commands mid-flight (partially executed), as a real GPU would be at any instant.
+    pub fn advance(&mut self, ns: u64) {
+        if self.held {
+            let deadline = self.now_ns.saturating_add(ns);
+            self.run_until(Some(deadline));
+        }
+    }
+
+    fn run_until(&mut self, deadline: Option<u64>) {
+        while !self.crashed {
             self.start_ready();
             let running: Vec<u64> = self
                 .queues
@@ -274,7 +289,12 @@ impl Gpu {
             if running.is_empty() {
                 return;
             }
-            self.step(&running);
+            let cap = match deadline {
+                Some(d) if self.now_ns >= d => return,
+                Some(d) => d - self.now_ns,
+                None => u64::MAX,
+            };
+            self.step(&running, cap);
         }
     }
 
@@ -321,7 +341,7 @@ impl Gpu {
     }
 
     /// One slice of GPU time for every running command.
-    fn step(&mut self, running: &[u64]) {
+    fn step(&mut self, running: &[u64], cap: u64) {
         let timeout = self.config.hang_timeout_ns;
         // Skip ahead when nobody touches memory (all spinning or hung), to the next event.
         let mut slice = QUANTUM_NS;
@@ -333,6 +353,7 @@ impl Gpu {
         if let Some(n) = idle {
             slice = n.max(QUANTUM_NS);
         }
+        let slice = slice.min(cap).max(1);
         let mut finished = Vec::new();
         let mut faults: Vec<(u64, Fault, Status)> = Vec::new();
         let mut max_used = 0u64;
