@@ -19,6 +19,7 @@
 #![allow(non_camel_case_types)]
 
 pub mod cmd;
+pub mod cmd_desc;
 pub mod device;
 mod guard;
 mod handle;
