@@ -1,4 +1,4 @@
-//! The campaign.
+//! The campaign: each command checked fault-free, interrupted and replayed; the figures.
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! Generation.
+//! Random generation of specs, and their lowering to simulated stream ops, phase by phase.
 
 use super::*;
 

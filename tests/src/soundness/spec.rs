@@ -1,4 +1,4 @@
-//! Descriptions.
+//! Command descriptions (specs): the one source of both the analysis input and the stream.
 
 use super::*;
 
