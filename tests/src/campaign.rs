@@ -23,6 +23,7 @@
 //! A failing scenario is shrunk (contexts, jobs, commands dropped greedily while the same
 //! invariant still fails) and printed with a one-line command that reproduces it.
 
+use crate::rng::Rng;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::IsTerminal;
@@ -55,39 +56,6 @@ const BOUND: Duration = Duration::from_secs(10);
 const BUFFERS: usize = 4;
 /// An address no VM maps.
 const HOLE: u64 = 0x30_0000_0000;
-
-// ----- deterministic randomness -----
-
-/// SplitMix64: small, fast, and a seed fully determines the sequence.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    pub fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
-}
 
 /// The seed of scenario `index` of campaign `seed`.
 fn scenario_seed(seed: u64, index: u64) -> u64 {

@@ -6,6 +6,7 @@ mod cases;
 mod demo;
 mod info;
 mod results;
+mod rng;
 mod runner;
 mod soundness;
 

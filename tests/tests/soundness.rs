@@ -3,6 +3,9 @@
 //! a fault-free run when replayed after an innocent interruption, and the explicit aliasing
 //! check. The full campaign is `agx-fault-suite soundness --commands 10000`.
 
+#[path = "../src/rng.rs"]
+#[allow(dead_code)]
+mod rng;
 #[path = "../src/soundness/mod.rs"]
 #[allow(dead_code)]
 mod soundness;

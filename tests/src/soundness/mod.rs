@@ -78,15 +78,14 @@ mod campaign;
 mod generate;
 mod ops;
 mod rig;
-mod rng;
 mod spec;
 
+pub use crate::rng::Rng;
 pub use aliasing::*;
 pub use campaign::*;
 pub use generate::*;
 pub use ops::*;
 pub use rig::*;
-pub use rng::*;
 pub use spec::*;
 
 use std::collections::BTreeMap;
