@@ -174,6 +174,7 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
             run_start_ns: 0,
             first_start_ns: 0,
             inject: None,
+            recovering: None,
         };
         let detail = format!(
             "{:?} seqno={seqno} restartable={} reasons={:#x} attachments={}",

@@ -252,7 +252,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 #[test]
 fn innocent_restartable_work_is_replayed_exactly() {
-    let (_dev, victim, vj, expected, cj) = collide("sim:policy=replay", true);
+    let (dev, victim, vj, expected, cj) = collide("sim:policy=replay", true);
     assert!(matches!(
         cj.wait(SEC).unwrap(),
         JobOutcome::Faulted {
@@ -269,6 +269,14 @@ fn innocent_restartable_work_is_replayed_exactly() {
     let st = victim.queue.state().unwrap();
     assert!(!st.banned);
     assert_eq!(st.reset_count, 1);
+    // The recovery lasted until the replayed victim was done again: longer than the
+    // stop-the-world cycle itself, by the victim's re-run (64 us of memory traffic).
+    let stats = dev.simulator().unwrap().stats();
+    assert_eq!((stats.recoveries, stats.recoveries_closed), (1, 1));
+    assert!(
+        stats.recovery_span_ns >= stats.recovery_ns + 60_000,
+        "{stats:?}"
+    );
 }
 
 #[test]

@@ -144,6 +144,8 @@ pub struct Job {
     pub run_start_ns: u64,
     pub first_start_ns: u64,
     pub inject: Option<Injection>,
+    /// The open recovery this command is being replayed for.
+    pub recovering: Option<u64>,
 }
 
 /// The part of a submit that outlives its commands: the out-fence, signalled after the last.
@@ -219,7 +221,14 @@ pub struct Stats {
     pub replays: u64,
     pub killed: u64,
     pub cancelled: u64,
+    /// GPU time spent in stop-the-world cycles (a fixed cost each).
     pub recovery_ns: u64,
+    /// Summed over closed recoveries: GPU time from the fault until the innocent work it
+    /// stopped was back (every replayed victim finished again), or just the stop-the-world
+    /// cost when nothing was replayed.
+    pub recovery_span_ns: u64,
+    /// Recoveries whose span is counted in `recovery_span_ns`.
+    pub recoveries_closed: u64,
 }
 
 /// The firmware + GPU state of one device.
@@ -236,6 +245,8 @@ pub struct Gpu {
     pub trace: Trace,
     pub stats: Stats,
     next_id: u64,
+    /// Open recoveries: id -> (fault time, latest end so far, replayed victims not done).
+    pub(crate) open_recoveries: BTreeMap<u64, (u64, u64, u32)>,
 }
 
 impl Gpu {
@@ -252,6 +263,7 @@ impl Gpu {
             trace: Trace::default(),
             stats: Stats::default(),
             next_id: 1,
+            open_recoveries: BTreeMap::new(),
         }
     }
 
@@ -437,6 +449,9 @@ impl Gpu {
             return;
         };
         let now = self.now_ns;
+        if let Some(rid) = job.recovering {
+            self.victim_done(rid, now);
+        }
         if let Some(q) = self.queues.get_mut(&job.queue) {
             let s = job.sub as usize;
             if q.running[s] == Some(jid) {
@@ -598,5 +613,21 @@ fn write_timestamp(ts: &TimestampSlot, now_ns: u64) {
         (now_ns as u128 * crate::config::TIMESTAMP_FREQUENCY_HZ as u128 / 1_000_000_000) as u64;
     if ts.offset + 8 <= ts.bo.size {
         ts.bo.gpu().write(ts.offset as usize, &ticks.to_le_bytes());
+    }
+}
+
+impl Gpu {
+    /// A replayed victim of recovery `rid` ended at `now`; the recovery closes with its last.
+    pub(crate) fn victim_done(&mut self, rid: u64, now: u64) {
+        let Some(r) = self.open_recoveries.get_mut(&rid) else {
+            return;
+        };
+        r.1 = r.1.max(now);
+        r.2 -= 1;
+        if r.2 == 0 {
+            let (start, end, _) = self.open_recoveries.remove(&rid).expect("present");
+            self.stats.recovery_span_ns += end - start;
+            self.stats.recoveries_closed += 1;
+        }
     }
 }

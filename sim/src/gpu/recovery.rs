@@ -11,6 +11,9 @@ impl Gpu {
     pub(super) fn recover(&mut self, faults: Vec<(u64, Fault, Status)>) {
         let now = self.now_ns;
         self.stats.recoveries += 1;
+        let rid = self.alloc_id();
+        let back = now + self.config.recovery_cost_ns;
+        let mut replayed = 0u32;
         self.trace.push(
             now,
             EventKind::RecoveryStart,
@@ -80,9 +83,11 @@ impl Gpu {
             if replay {
                 // Re-run from the start: reset the execution state, nothing else (no allocation).
                 job.replay_count += 1;
+                let previous = job.recovering.replace(rid);
                 job.exec = Some(Exec::new(job.stream));
                 job.run_start_ns = now + self.config.recovery_cost_ns;
                 self.stats.replays += 1;
+                replayed += 1;
                 let detail = format!("replay {}", job.replay_count);
                 self.trace.push(
                     now + self.config.recovery_cost_ns,
@@ -91,6 +96,10 @@ impl Gpu {
                     jid,
                     detail,
                 );
+                // Stopped again before it was back: its previous recovery ends here.
+                if let Some(p) = previous {
+                    self.victim_done(p, back);
+                }
             } else {
                 let seqno = job.seqno;
                 self.finish(jid, Status::Killed, Guilt::Innocent, Some(culprit_fault));
@@ -119,6 +128,12 @@ impl Gpu {
         }
         self.now_ns += self.config.recovery_cost_ns;
         self.stats.recovery_ns += self.config.recovery_cost_ns;
+        if replayed == 0 {
+            self.stats.recovery_span_ns += self.config.recovery_cost_ns;
+            self.stats.recoveries_closed += 1;
+        } else {
+            self.open_recoveries.insert(rid, (now, back, replayed));
+        }
         self.trace
             .push(self.now_ns, EventKind::RecoveryEnd, 0, 0, "");
     }
