@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s ===\n' "$*"; }
 
 # --- 1. System packages -------------------------------------------------------------------
-# lavapipe + the Vulkan loader (layer tests), meson/ninja (C ABI tests), QEMU + a Debian
-# kernel + busybox (real-kernel differential test), valgrind (C tests under a checker).
+# lavapipe + the Vulkan loader (layer tests), meson/ninja (C ABI tests), QEMU + Debian's
+# kernels 6.1 and 6.12 + busybox (real-kernel differential test), valgrind (C tests under a
+# checker).
 PKGS=(mesa-vulkan-drivers libvulkan1 vulkan-tools meson ninja-build pkg-config
-      qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod valgrind)
+      qemu-system-x86 linux-image-amd64 linux-headers-amd64
+      linux-image-6.12-amd64 linux-headers-6.12-amd64 busybox-static cpio kmod valgrind)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -51,8 +53,9 @@ meson compile -C build/meson
 meson test -C build/meson --print-errorlogs
 meson test -C build/meson --setup valgrind --print-errorlogs   # memcheck: no errors, no definite leaks
 
-step "real-kernel differential test: sync paths (and open_fd on a non-asahi DRM node), Linux 6.1 in QEMU/TCG vs the simulator"
-tests/kernel-diff/diff.sh
+step "real-kernel differential test: sync paths (and open_fd on a non-asahi DRM node), Linux 6.1 and 6.12 in QEMU/TCG vs the simulator"
+tests/kernel-diff/diff.sh --series 6.1
+tests/kernel-diff/diff.sh --series 6.12 --no-build
 
 # --- 4. The main job ------------------------------------------------------------------------
 step "restartability soundness campaign (10,000 commands)"

@@ -16,7 +16,8 @@
 #                  $KDIFF_OUT)
 #   --timeout SEC  hard limit for the QEMU run (default 240, $KDIFF_TIMEOUT)
 #   --kver VER     kernel version to boot (default: newest /boot/vmlinuz-*
-#                  with modules; $KDIFF_KVER)
+#                  with modules; $KDIFF_KVER); its image is /boot/vmlinuz-VER
+#                  unless $KDIFF_VMLINUZ names another file
 #   --env K=V      export K=V in the guest before running PROGRAM (repeatable)
 #   --file SRC[:DST]  copy an extra host file into the guest (DST defaults
 #                  to SRC's absolute path; e.g. dlopen()ed libraries, data)
@@ -58,7 +59,7 @@ while [ $# -gt 0 ]; do
 	--allow-splat) ALLOW_SPLAT=1; shift ;;
 	--no-install) NO_INSTALL=1; shift ;;
 	--keep) KEEP=1; shift ;;
-	-h|--help) sed -n '4,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '4,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	--) shift; break ;;
 	-*) die "unknown option $1 (see --help)" ;;
 	*) break ;;
@@ -128,7 +129,7 @@ if [ -z "$KVER" ]; then
 	done
 	[ -n "$KVER" ] || die "no /boot/vmlinuz-<ver> with /lib/modules/<ver>/kernel found"
 fi
-VMLINUZ="/boot/vmlinuz-$KVER"
+VMLINUZ="${KDIFF_VMLINUZ:-/boot/vmlinuz-$KVER}"
 if [ ! -e "$VMLINUZ" ]; then
 	if can_apt; then
 		apt_install "linux-image-$KVER" "linux-headers-$KVER"
