@@ -83,6 +83,10 @@ impl Default for SimConfig {
     }
 }
 
+/// A GPU address no VM can map (past [`VM_END`]: `VM_BIND` refuses it), so every access to it
+/// faults `UNMAPPED`. Tests and the fault suite aim their faulting reads and writes at it.
+pub const UNMAPPED_VA: u64 = 0x100_0000_0000;
+
 pub const VM_START: u64 = 0x4000;
 pub const VM_END: u64 = 1 << 39;
 pub const VM_KERNEL_MIN_SIZE: u64 = 64 << 20;

@@ -64,7 +64,7 @@ const BOUND: Duration = Duration::from_secs(10);
 /// Buffers per context.
 const BUFFERS: usize = 4;
 /// An address no VM maps.
-const HOLE: u64 = 0x30_0000_0000;
+use agx_sim::config::UNMAPPED_VA as HOLE;
 
 /// The seed of scenario `index` of campaign `seed`.
 fn scenario_seed(seed: u64, index: u64) -> u64 {
