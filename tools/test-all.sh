@@ -36,6 +36,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+# The mutation check's build (cargo feature: the analysis with its deliberate bugs selectable).
+cargo clippy -p agx-fault-suite -p agx-winsys --features agx-fault-suite/mutants --all-targets -- -D warnings
 step "cargo test --workspace"
 cargo test --workspace
 
@@ -60,6 +62,9 @@ tests/kernel-diff/diff.sh --series 6.12 --no-build
 # --- 4. The main job ------------------------------------------------------------------------
 step "restartability soundness campaign (10,000 commands)"
 cargo run --release -q -p agx-fault-suite -- soundness --commands 10000
+step "mutation check: every deliberate bug of the analysis caught by both campaigns"
+cargo test -q -p agx-winsys --features analysis-mutants --lib analysis::mutants
+cargo run --release -q -p agx-fault-suite --features mutants -- mutants
 step "agx-fault-suite run: every named case + a short campaign (embedded simulated device)"
 cargo run --release -q -p agx-fault-suite -- demo
 cargo run --release -q -p agx-fault-suite -- run --output results

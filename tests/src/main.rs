@@ -5,6 +5,8 @@ mod campaign;
 mod cases;
 mod demo;
 mod info;
+#[cfg(feature = "mutants")]
+mod mutants;
 mod results;
 mod rng;
 mod runner;
@@ -23,6 +25,12 @@ use clap::{Args, Parser, Subcommand};
     about = "GPU fault scenarios and campaigns for agx-winsys"
 )]
 struct Cli {
+    /// Run with this deliberate bug in the restartability analysis (mutation check builds only:
+    /// cargo feature `mutants`): ignore-blend-on-loaded, ignore-aliasing,
+    /// atomics-as-plain-writes, drop-phase-rule, trust-unknown.
+    #[cfg(feature = "mutants")]
+    #[arg(long, global = true)]
+    mutant: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -129,10 +137,32 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The mutation check: every deliberate bug of the analysis must be caught by the
+    /// soundness campaign and by the fault campaign (cargo feature `mutants`).
+    #[cfg(feature = "mutants")]
+    Mutants {
+        /// Soundness commands to try per mutant.
+        #[arg(long, default_value_t = 2000)]
+        commands: u64,
+        /// Fault-campaign scenarios to try per mutant.
+        #[arg(long, default_value_t = 5000)]
+        scenarios: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "mutants")]
+    if let Some(name) = &cli.mutant {
+        use agx_winsys::analysis::mutants::{set, Mutant};
+        match Mutant::from_name(name) {
+            Some(m) => set(Some(m)),
+            None => {
+                eprintln!("agx-fault-suite: unknown mutant {name:?}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let code = match cli.cmd {
         Cmd::Info(d) => info::run(&d),
         Cmd::Demo(d) => demo::run(&d),
@@ -143,6 +173,11 @@ fn main() -> ExitCode {
         Cmd::Campaign(o) => campaign::campaign(&o),
         Cmd::ComparePolicies { iterations, seed } => campaign::compare_policies(iterations, seed),
         Cmd::Soundness { commands, seed } => soundness::run(commands, seed),
+        #[cfg(feature = "mutants")]
+        Cmd::Mutants {
+            commands,
+            scenarios,
+        } => mutants::run(commands, scenarios),
     };
     ExitCode::from(code)
 }

@@ -27,6 +27,8 @@ mod check;
 mod execute;
 mod scenario;
 
+#[cfg(feature = "mutants")]
+pub use check::Violation;
 use check::*;
 use execute::*;
 use scenario::*;
@@ -137,6 +139,29 @@ fn run_many(seed: u64, first: u64, count: u64, policy: RecoveryPolicy, bar: bool
         failures,
         elapsed: t0.elapsed(),
     }
+}
+
+/// The first failing scenario of campaign `seed` under `policy` among scenarios
+/// `0..limit` (run in parallel batches, so the lowest failing index is found): its index and
+/// first violation, and how many scenarios were checked.
+#[cfg(feature = "mutants")]
+pub fn first_violation(
+    seed: u64,
+    limit: u64,
+    policy: RecoveryPolicy,
+) -> (Option<(u64, Violation)>, u64) {
+    const BATCH: u64 = 64;
+    let mut first = 0;
+    while first < limit {
+        let n = BATCH.min(limit - first);
+        let out = run_many(seed, first, n, policy, false);
+        if let Some((i, v)) = out.failures.into_iter().next() {
+            let v = v.into_iter().next().expect("a failure has a violation");
+            return (Some((i, v)), i + 1);
+        }
+        first += n;
+    }
+    (None, limit)
 }
 
 fn pct(a: u64, b: u64) -> String {
@@ -326,6 +351,40 @@ mod tests {
                     assert!(s.order[..k].contains(&w), "waits on a later job");
                 }
             }
+        }
+    }
+
+    /// The campaign's verdicts come from the real analysis of each op's description: the
+    /// idempotent ops are restartable, the others (which the mutation check relies on) are not.
+    #[test]
+    fn op_verdicts_come_from_the_analysis() {
+        let dev = Device::open(&DeviceSpec::parse("sim").unwrap()).unwrap();
+        let len = 16 << 10;
+        let ctx = Context::new(&dev, len * BUFFERS as u64).unwrap();
+        let bufs: Vec<u64> = (0..BUFFERS).map(|_| ctx.alloc(len).unwrap()).collect();
+        let ops = [
+            (Op::Clear, true),
+            (Op::Draw, true),
+            (Op::Copy, true),
+            (Op::Blend, false),
+            (Op::Accumulate, false),
+            (Op::Count, false),
+            (Op::Shift, false),
+            (Op::Transform, false),
+            (Op::Bindless, false),
+        ];
+        for (op, restartable) in ops {
+            let cmd = Cmd {
+                op,
+                dst: 2,
+                src: 0,
+                pattern: 7,
+                spin_ns: 1_000,
+            };
+            let mut cb = ctx.command_buffer();
+            build_cmd(&ctx, &bufs, len, &cmd, None, &mut cb).unwrap();
+            let v = cb.commands()[0].verdict();
+            assert_eq!(v.restartable(), restartable, "{op:?}: {v}");
         }
     }
 
