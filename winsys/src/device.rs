@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use agx_sim::{RecoveryPolicy, SimConfig, SimDevice};
+use agx_sim::{RecoveryPolicy, SimConfig, SimDevice, StreamMode};
 use agx_uapi::asahi::drm_asahi_params_global;
 use agx_uapi::fault_ext as ext;
 
@@ -33,6 +33,8 @@ pub struct SimOptions {
     pub soft_faults: bool,
     /// Pretend to be an upstream kernel: no fault-report extension.
     pub upstream: bool,
+    /// `streams=opaque`: run real AGX control streams (Mesa's) as opaque jobs.
+    pub streams: StreamMode,
 }
 
 impl Default for SimOptions {
@@ -44,6 +46,7 @@ impl Default for SimOptions {
             hang_timeout_ns: c.hang_timeout_ns,
             soft_faults: c.soft_faults,
             upstream: !c.fault_ext,
+            streams: c.streams,
         }
     }
 }
@@ -56,6 +59,7 @@ impl SimOptions {
             hang_timeout_ns: self.hang_timeout_ns,
             soft_faults: self.soft_faults,
             fault_ext: !self.upstream,
+            streams: self.streams,
             ..SimConfig::default()
         }
     }
@@ -63,7 +67,7 @@ impl SimOptions {
 
 impl DeviceSpec {
     /// Parses `auto`, `sim`, `sim:policy=kill-inflight,replay-limit=2,hang-timeout-ms=10,
-    /// soft-faults,upstream`, or a path.
+    /// soft-faults,upstream,streams=opaque`, or a path.
     pub fn parse(spec: &str) -> Result<DeviceSpec> {
         let bad = |why: String| Error::BadSpec {
             spec: spec.to_owned(),
@@ -100,6 +104,10 @@ impl DeviceSpec {
                 "hang-timeout-ms" => o.hang_timeout_ns = num(v)? * 1_000_000,
                 "soft-faults" => o.soft_faults = true,
                 "upstream" => o.upstream = true,
+                "streams" => {
+                    o.streams = StreamMode::from_name(v)
+                        .ok_or_else(|| bad(format!("unknown stream mode {v:?}")))?
+                }
                 _ => return Err(bad(format!("unknown option {k:?}"))),
             }
         }
@@ -286,6 +294,11 @@ mod tests {
         assert_eq!(o.hang_timeout_ns, 5_000_000);
         assert!(o.upstream);
         assert!(DeviceSpec::parse("sim:policy=bogus").is_err());
+        let DeviceSpec::Sim(o) = DeviceSpec::parse("sim:streams=opaque").unwrap() else {
+            panic!("sim spec");
+        };
+        assert_eq!(o.config().streams, StreamMode::Opaque);
+        assert!(DeviceSpec::parse("sim:streams=vdm").is_err());
         assert!(DeviceSpec::parse("sim:frobnicate").is_err());
         assert!(DeviceSpec::parse("nvidia").is_err());
     }
