@@ -45,14 +45,20 @@ step "cargo test --workspace"
 cargo test --workspace
 
 # --- 3. The C ABI as Mesa links it, the real-kernel test --------------------------------
-step "meson: static library + C tests (and once under valgrind)"
+step "meson -Dsim=disabled (the library a driver ships): no simulator in it, C test"
+rm -rf build/meson-nosim
+meson setup build/meson-nosim >/dev/null
+meson compile -C build/meson-nosim
+meson test -C build/meson-nosim --print-errorlogs
+
+step "meson -Dsim=enabled: C tests on the simulated GPU (and once under valgrind)"
 rm -rf build/meson
-meson setup build/meson >/dev/null
+meson setup build/meson -Dsim=enabled >/dev/null
 meson compile -C build/meson
 meson test -C build/meson --print-errorlogs
 meson test -C build/meson --setup valgrind --print-errorlogs   # memcheck: no errors, no definite leaks
 
-step "real-kernel differential test: sync paths, Linux 6.1 in QEMU/TCG vs the simulator"
+step "real-kernel differential test: sync paths (and open_fd on a non-asahi DRM node), Linux 6.1 in QEMU/TCG vs the simulator"
 tests/kernel-diff/diff.sh
 
 step "Mesa asahi + honeykrisp (built once per machine, cached) on Mesa's noop drm-shim"
