@@ -354,6 +354,11 @@ mod tests {
         assert_eq!(o.hang_timeout_ns, 5_000_000);
         assert!(o.upstream);
         assert!(DeviceSpec::parse("sim:policy=bogus").is_err());
+        let DeviceSpec::Sim(o) = DeviceSpec::parse("sim:streams=opaque").unwrap() else {
+            panic!("sim spec");
+        };
+        assert_eq!(o.config().streams, crate::sim::StreamMode::Opaque);
+        assert!(DeviceSpec::parse("sim:streams=vdm").is_err());
         assert!(DeviceSpec::parse("sim:frobnicate").is_err());
         assert!(DeviceSpec::parse("simulator").is_err());
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub use agx_sim::gpu::Stats;
 pub use agx_sim::trace::Event;
-pub use agx_sim::{Injection, RecoveryPolicy, SimConfig, SimDevice};
+pub use agx_sim::{Injection, RecoveryPolicy, SimConfig, SimDevice, StreamMode};
 pub use embedded::SimBackend;
 
 use crate::error::{Error, Result};
@@ -64,6 +64,8 @@ pub struct SimOptions {
     pub soft_faults: bool,
     /// Pretend to be an upstream kernel: no fault-report extension.
     pub upstream: bool,
+    /// `streams=opaque`: run real AGX control streams (Mesa's) as opaque jobs.
+    pub streams: StreamMode,
 }
 
 impl Default for SimOptions {
@@ -75,6 +77,7 @@ impl Default for SimOptions {
             hang_timeout_ns: c.hang_timeout_ns,
             soft_faults: c.soft_faults,
             upstream: !c.fault_ext,
+            streams: c.streams,
         }
     }
 }
@@ -87,12 +90,14 @@ impl SimOptions {
             hang_timeout_ns: self.hang_timeout_ns,
             soft_faults: self.soft_faults,
             fault_ext: !self.upstream,
+            streams: self.streams,
             ..SimConfig::default()
         }
     }
 
     /// Parses the options after `sim:`: `policy=kill-inflight|replay|continue`,
-    /// `replay-limit=N`, `hang-timeout-ms=N`, `soft-faults`, `upstream`, comma-separated.
+    /// `replay-limit=N`, `hang-timeout-ms=N`, `soft-faults`, `upstream`, `streams=sim|opaque`,
+    /// comma-separated.
     pub(crate) fn parse(opts: &str, bad: impl Fn(String) -> Error) -> Result<SimOptions> {
         let mut o = SimOptions::default();
         for item in opts.split(',').filter(|s| !s.is_empty()) {
@@ -110,6 +115,10 @@ impl SimOptions {
                 "hang-timeout-ms" => o.hang_timeout_ns = num(v)? * 1_000_000,
                 "soft-faults" => o.soft_faults = true,
                 "upstream" => o.upstream = true,
+                "streams" => {
+                    o.streams = StreamMode::from_name(v)
+                        .ok_or_else(|| bad(format!("unknown stream mode {v:?}")))?
+                }
                 _ => return Err(bad(format!("unknown option {k:?}"))),
             }
         }
