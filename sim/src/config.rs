@@ -94,8 +94,14 @@ pub struct SimConfig {
     pub soft_faults: bool,
     /// Whether the fault-report extension exists (false: an upstream kernel).
     pub fault_ext: bool,
-    /// Virtual GPU time one recovery (stop the world, reset, resume) takes.
-    pub recovery_cost_ns: u64,
+    /// Stop-the-world model, part 1 (an assumption, not a measurement: no figure of AGX
+    /// firmware recovery is public; docs/recovery-model.md): GPU time of the reset itself
+    /// (halt, cache and TLB flushes, firmware state reload), whatever was running.
+    pub stw_reset_ns: u64,
+    /// Stop-the-world model, part 2 (assumption, as above): GPU time per command that was
+    /// running when the world stopped (culprits and victims: each is preempted, its context
+    /// torn down or saved, and restored, resubmitted or dropped).
+    pub stw_per_command_ns: u64,
     /// Whether commands in a foreign stream language run as opaque jobs.
     pub streams: StreamMode,
 }
@@ -108,7 +114,8 @@ impl Default for SimConfig {
             hang_timeout_ns: 50_000_000,
             soft_faults: false,
             fault_ext: true,
-            recovery_cost_ns: 200_000,
+            stw_reset_ns: 150_000,
+            stw_per_command_ns: 25_000,
             streams: StreamMode::Sim,
         }
     }
@@ -127,6 +134,13 @@ pub const MAX_ATTACHMENTS: u32 = 64;
 pub const TIMESTAMP_FREQUENCY_HZ: u64 = 24_000_000;
 
 impl SimConfig {
+    /// The modelled duration of a stop-the-world recovery that stopped `commands` running
+    /// commands (see [`SimConfig::stw_reset_ns`]).
+    pub fn stop_the_world_ns(&self, commands: u64) -> u64 {
+        self.stw_reset_ns
+            .saturating_add(self.stw_per_command_ns.saturating_mul(commands))
+    }
+
     /// Param group 0: the upstream global parameters.
     pub fn params_global(&self) -> drm_asahi_params_global {
         let mut p = drm_asahi_params_global {

@@ -177,6 +177,8 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
             first_start_ns: 0,
             inject: None,
             recovering: None,
+            render_targets: c.render_targets,
+            written: Vec::new(),
         };
         let detail = format!(
             "{:?} seqno={seqno} restartable={} reasons={:#x} attachments={}",

@@ -19,6 +19,9 @@ pub(super) struct Run {
     pub(super) recovery_span_ns: u64,
     pub(super) recoveries_closed: u64,
     pub(super) replays: u64,
+    pub(super) stw_ns: u64,
+    pub(super) innocent_redone_ns: u64,
+    pub(super) innocent_lost_ns: u64,
 }
 
 pub(super) fn spec(policy: RecoveryPolicy) -> String {
@@ -290,5 +293,8 @@ pub(super) fn execute(sc: &Scenario, policy: RecoveryPolicy) -> Result<Run, Stri
     run.recovery_span_ns = st.recovery_span_ns;
     run.recoveries_closed = st.recoveries_closed;
     run.replays = st.replays;
+    run.stw_ns = st.recovery_ns;
+    run.innocent_redone_ns = st.innocent_redone_ns;
+    run.innocent_lost_ns = st.innocent_lost_ns;
     Ok(run)
 }
