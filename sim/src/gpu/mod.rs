@@ -264,8 +264,8 @@ pub struct Gpu {
     pub trace: Trace,
     pub stats: Stats,
     next_id: u64,
-    /// Open recoveries: id -> (fault time, latest end so far, replayed victims not done).
-    pub(crate) open_recoveries: BTreeMap<u64, (u64, u64, u32)>,
+    /// Open recoveries: id -> what is known of them so far.
+    pub(crate) open_recoveries: BTreeMap<u64, OpenRecovery>,
     /// A stop-the-world cycle in progress: (when it ends, its modelled duration). Nothing runs
     /// until then.
     pub(crate) stall: Option<(u64, u64)>,
@@ -488,7 +488,7 @@ impl Gpu {
         };
         let now = self.now_ns;
         if let Some(rid) = job.recovering {
-            self.victim_done(rid, now);
+            self.victim_done(rid, now, status == Status::Complete);
         }
         if let Some(q) = self.queues.get_mut(&job.queue) {
             let s = job.sub as usize;
@@ -662,18 +662,38 @@ fn write_timestamp(ts: &TimestampSlot, now_ns: u64) {
     }
 }
 
+/// A recovery whose replayed victims are not all done yet.
+#[derive(Debug)]
+pub(crate) struct OpenRecovery {
+    /// The fault.
+    pub start: u64,
+    /// When the last victim that came back so far did (at least the end of the window).
+    pub end: u64,
+    /// Replayed victims not done.
+    pub waiting: u32,
+    /// Whether any victim came back (completed, or was stopped again mid-replay).
+    pub back: bool,
+}
+
 impl Gpu {
-    /// A replayed victim of recovery `rid` ended at `now`; the recovery closes with its last.
-    pub(crate) fn victim_done(&mut self, rid: u64, now: u64) {
+    /// A replayed victim of recovery `rid` ended at `now`, back (`back`: it completed, or a
+    /// later recovery stopped it again after it had restarted) or not (killed, device gone);
+    /// the recovery closes with its last, and counts in the stats if some victim came back.
+    pub(crate) fn victim_done(&mut self, rid: u64, now: u64, back: bool) {
         let Some(r) = self.open_recoveries.get_mut(&rid) else {
             return;
         };
-        r.1 = r.1.max(now);
-        r.2 -= 1;
-        if r.2 == 0 {
-            let (start, end, _) = self.open_recoveries.remove(&rid).expect("present");
-            self.stats.recovery_span_ns += end - start;
-            self.stats.recoveries_closed += 1;
+        if back {
+            r.end = r.end.max(now);
+            r.back = true;
+        }
+        r.waiting -= 1;
+        if r.waiting == 0 {
+            let r = self.open_recoveries.remove(&rid).expect("present");
+            if r.back {
+                self.stats.recovery_span_ns += r.end - r.start;
+                self.stats.recoveries_closed += 1;
+            }
         }
     }
 }

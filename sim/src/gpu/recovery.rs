@@ -112,7 +112,7 @@ impl Gpu {
                 self.trace.push(back, EventKind::Replay, qid, jid, detail);
                 // Stopped again before it was back: its previous recovery ends here.
                 if let Some(p) = previous {
-                    self.victim_done(p, back);
+                    self.victim_done(p, back, true);
                 }
             } else {
                 let seqno = job.seqno;
@@ -142,7 +142,15 @@ impl Gpu {
             }
         }
         if replayed > 0 {
-            self.open_recoveries.insert(rid, (now, back, replayed));
+            self.open_recoveries.insert(
+                rid,
+                super::OpenRecovery {
+                    start: now,
+                    end: back,
+                    waiting: replayed,
+                    back: false,
+                },
+            );
         } else if continued > 0 {
             // Continued victims are back when the world restarts.
             self.stats.recovery_span_ns += cost;

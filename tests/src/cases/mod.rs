@@ -382,14 +382,6 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
-        Fault::UnmappedRead,
-        Fault::UnmappedWrite,
-        Fault::ReadonlyWrite,
-        Fault::Hang,
-        Fault::Injected,
-    ];
-
     /// The fault kind a guilty job reports.
     pub fn kind(self) -> FaultKind {
         match self {
