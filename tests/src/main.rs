@@ -129,6 +129,12 @@ enum Cmd {
         iterations: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Stop-the-world model: reset time, µs (default: the simulator's assumption).
+        #[arg(long, requires = "stw_per_command_us")]
+        stw_reset_us: Option<u64>,
+        /// Stop-the-world model: time per stopped command, µs.
+        #[arg(long, requires = "stw_reset_us")]
+        stw_per_command_us: Option<u64>,
     },
     /// Restartability soundness and precision against the simulator.
     Soundness {
@@ -171,7 +177,12 @@ fn main() -> ExitCode {
         Cmd::RunOne { name, device } => runner::run_one(&name, &device),
         Cmd::Trace { name, out } => runner::trace(&name, &out),
         Cmd::Campaign(o) => campaign::campaign(&o),
-        Cmd::ComparePolicies { iterations, seed } => campaign::compare_policies(iterations, seed),
+        Cmd::ComparePolicies {
+            iterations,
+            seed,
+            stw_reset_us,
+            stw_per_command_us,
+        } => campaign::compare_policies(iterations, seed, stw_reset_us.zip(stw_per_command_us)),
         Cmd::Soundness { commands, seed } => soundness::run(commands, seed),
         #[cfg(feature = "mutants")]
         Cmd::Mutants {

@@ -25,11 +25,19 @@ pub(super) struct Run {
 }
 
 pub(super) fn spec(policy: RecoveryPolicy) -> String {
-    format!(
+    let mut s = format!(
         "sim:policy={},replay-limit={REPLAY_LIMIT},hang-timeout-ms={HANG_TIMEOUT_MS}",
         policy.name()
-    )
+    );
+    if let Some((reset, per)) = STW_MODEL_US.get() {
+        s += &format!(",stw-reset-us={reset},stw-per-command-us={per}");
+    }
+    s
 }
+
+/// Stop-the-world model constants (reset, per command; µs) of every campaign device of this
+/// process, when not the simulator's defaults (compare-policies' sensitivity options).
+pub(super) static STW_MODEL_US: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
 
 pub(super) fn build_cmd(
     ctx: &Context,

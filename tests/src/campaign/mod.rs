@@ -202,7 +202,10 @@ fn ms(ns: u64) -> String {
 /// The stop-the-world model constants of campaign devices: (reset ns, per-command ns).
 fn stw_model() -> (u64, u64) {
     let c = agx_sim::SimConfig::default();
-    (c.stw_reset_ns, c.stw_per_command_ns)
+    STW_MODEL_US
+        .get()
+        .map(|&(r, p)| (r * 1000, p * 1000))
+        .unwrap_or((c.stw_reset_ns, c.stw_per_command_ns))
 }
 
 pub const INVARIANTS: [&str; 5] = [
@@ -313,7 +316,10 @@ pub fn campaign(o: &CampaignOpts) -> u8 {
     1
 }
 
-pub fn compare_policies(iterations: u64, seed: u64) -> u8 {
+pub fn compare_policies(iterations: u64, seed: u64, stw_us: Option<(u64, u64)>) -> u8 {
+    if let Some(m) = stw_us {
+        let _ = STW_MODEL_US.set(m);
+    }
     println!("compare-policies: the same {iterations} scenario(s) (seed {seed}) under each policy");
     let mut rows = Vec::new();
     for p in RecoveryPolicy::ALL {

@@ -66,6 +66,10 @@ pub struct SimOptions {
     pub upstream: bool,
     /// `streams=opaque`: run real AGX control streams (Mesa's) as opaque jobs.
     pub streams: StreamMode,
+    /// The stop-the-world model's constants (`stw-reset-us`, `stw-per-command-us`):
+    /// assumptions, see docs/recovery-model.md.
+    pub stw_reset_ns: u64,
+    pub stw_per_command_ns: u64,
 }
 
 impl Default for SimOptions {
@@ -78,6 +82,8 @@ impl Default for SimOptions {
             soft_faults: c.soft_faults,
             upstream: !c.fault_ext,
             streams: c.streams,
+            stw_reset_ns: c.stw_reset_ns,
+            stw_per_command_ns: c.stw_per_command_ns,
         }
     }
 }
@@ -91,13 +97,15 @@ impl SimOptions {
             soft_faults: self.soft_faults,
             fault_ext: !self.upstream,
             streams: self.streams,
+            stw_reset_ns: self.stw_reset_ns,
+            stw_per_command_ns: self.stw_per_command_ns,
             ..SimConfig::default()
         }
     }
 
     /// Parses the options after `sim:`: `policy=kill-inflight|replay|continue`,
     /// `replay-limit=N`, `hang-timeout-ms=N`, `soft-faults`, `upstream`, `streams=sim|opaque`,
-    /// comma-separated.
+    /// `stw-reset-us=N`, `stw-per-command-us=N`, comma-separated.
     pub(crate) fn parse(opts: &str, bad: impl Fn(String) -> Error) -> Result<SimOptions> {
         let mut o = SimOptions::default();
         for item in opts.split(',').filter(|s| !s.is_empty()) {
@@ -114,6 +122,8 @@ impl SimOptions {
                 "replay-limit" => o.replay_limit = num(v)? as u32,
                 "hang-timeout-ms" => o.hang_timeout_ns = num(v)? * 1_000_000,
                 "soft-faults" => o.soft_faults = true,
+                "stw-reset-us" => o.stw_reset_ns = num(v)?.saturating_mul(1000),
+                "stw-per-command-us" => o.stw_per_command_ns = num(v)?.saturating_mul(1000),
                 "upstream" => o.upstream = true,
                 "streams" => {
                     o.streams = StreamMode::from_name(v)
