@@ -99,7 +99,6 @@ impl SimOptions {
             streams: self.streams,
             stw_reset_ns: self.stw_reset_ns,
             stw_per_command_ns: self.stw_per_command_ns,
-            ..SimConfig::default()
         }
     }
 
