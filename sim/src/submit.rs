@@ -33,6 +33,11 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
         .ok_or(Errno::INVAL)?;
     let syncs: Vec<drm_asahi_sync> =
         uaccess::read_user_array(a.syncs, n_syncs, core::mem::size_of::<drm_asahi_sync>())?;
+    // The kernel copies the cmdbuf into kmalloc'ed memory: past its limit, ENOMEM (found by
+    // fuzzing: a 4 GiB size made the simulator itself allocate 4 GiB).
+    if a.cmdbuf_size as usize > uaccess::KMALLOC_MAX_SIZE {
+        return Err(Errno::NOMEM);
+    }
     let mut cmdbuf = vec![0u8; a.cmdbuf_size as usize];
     uaccess::copy_from_user(&mut cmdbuf, a.cmdbuf)?;
     let cfg = &file.shared.config;

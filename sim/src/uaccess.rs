@@ -8,6 +8,10 @@
 
 use rustix::io::Errno;
 
+/// `KMALLOC_MAX_SIZE` with 4 KiB pages: the kernel copies an ioctl's user arrays and buffers
+/// into kmalloc'ed memory, so larger ones fail with `ENOMEM` before anything is read.
+pub const KMALLOC_MAX_SIZE: usize = 4 << 20;
+
 /// Copies `dst.len()` bytes from user address `src`. `EFAULT` if any byte is not readable.
 pub fn copy_from_user(dst: &mut [u8], src: u64) -> Result<(), Errno> {
     if dst.is_empty() {

@@ -33,8 +33,7 @@ const NR_TRANSFER: u8 = ioc_nr(DRM_IOCTL_SYNCOBJ_TRANSFER);
 const NR_TIMELINE_SIGNAL: u8 = ioc_nr(DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL);
 const NR_EVENTFD: u8 = ioc_nr(DRM_IOCTL_SYNCOBJ_EVENTFD);
 
-/// `KMALLOC_MAX_SIZE` with 4 KiB pages: larger handle/point arrays fail with `ENOMEM`.
-const KMALLOC_MAX_SIZE: usize = 4 << 20;
+use crate::uaccess::KMALLOC_MAX_SIZE;
 
 const WAIT_ALL: u32 = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL;
 const WAIT_FOR_SUBMIT: u32 = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT;

@@ -53,6 +53,10 @@ pub trait SimControl: Send + Sync + std::fmt::Debug {
     /// Opens another file on the same GPU: what a second process (or a second GL context with
     /// a file of its own) sees.
     fn open_peer(&self) -> Result<Device>;
+    /// Everything an ioctl of this file can change (its handle tables and sync objects, the
+    /// GPU's VMs, queues, commands, counters and clock), as text: equal texts mean nothing
+    /// changed in between (fuzzing checks that a refused call changes nothing).
+    fn debug_state(&self) -> String;
 }
 
 /// Options of a simulated device (`sim:policy=replay,replay-limit=3,...`).
