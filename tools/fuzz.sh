@@ -7,8 +7,8 @@
 #   --time S       fuzz each target for S seconds (default 20); 0: only run the corpus
 #   --no-asan      build without AddressSanitizer (faster; the default build has it)
 #   --jobs N       libFuzzer processes per target (default 1)
-#   --keep-corpus  add the new inputs libFuzzer finds to fuzz/corpus/<target>/ (a longer run's
-#                  result, to commit after `-merge`), instead of a scratch directory
+#   --keep-corpus  afterwards, merge what the run found into fuzz/corpus/<target>/ (libFuzzer
+#                  -merge=1: the smallest set of inputs with the same coverage), to commit
 #
 # Coverage: the targets are built with sanitizer-coverage (the -C flags cargo-fuzz passes, all
 # stable); AddressSanitizer needs -Zsanitizer=address, which stable rustc accepts with
@@ -48,7 +48,9 @@ if [ "$ASAN" = 1 ]; then
     export RUSTC_BOOTSTRAP=1
     KIND=asan
 fi
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/fuzz-$KIND"
+# Built outside the checkout, so CI's clean clones reuse the compiled dependencies (cargo's
+# fingerprints decide what to rebuild).
+TARGET_DIR="${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agx-winsys/fuzz-target}/$KIND"
 OUT="${FUZZ_OUT:-$ROOT/target/fuzz-out}"
 mkdir -p "$OUT/artifacts"
 
@@ -77,14 +79,10 @@ for t in "${TARGETS[@]}"; do
         continue
     fi
     [ "$TIME" -gt 0 ] || { echo "fuzz: $t: corpus ok"; continue; }
-    if [ "$KEEP" = 1 ]; then
-        dirs=("$corpus")
-    else
-        scratch="$OUT/corpus-$t"
-        rm -rf "$scratch"
-        mkdir -p "$scratch"
-        dirs=("$scratch" "$corpus")
-    fi
+    scratch="$OUT/corpus-$t"
+    rm -rf "$scratch"
+    mkdir -p "$scratch"
+    dirs=("$scratch" "$corpus")
     par=()
     # -jobs runs workers that log to ./fuzz-N.log: in $OUT.
     [ "$JOBS" -le 1 ] || par=(-jobs="$JOBS" -workers="$JOBS")
@@ -97,7 +95,16 @@ for t in "${TARGETS[@]}"; do
     fi
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$OUT/$t.log" | tail -1)
     cov=$(grep -oE "cov: [0-9]+ ft: [0-9]+" "$OUT/$t.log" | tail -1)
-    echo "fuzz: $t: ${TIME}s, ${execs:-?} executions, $cov, corpus $(ls "$corpus" | wc -l) committed, no finding"
+    echo "fuzz: $t: ${TIME}s, ${execs:-?} executions, $cov, $(ls "$scratch" | wc -l) new inputs, no finding"
+    if [ "$KEEP" = 1 ]; then
+        merged="$OUT/merged-$t"
+        rm -rf "$merged"
+        mkdir -p "$merged"
+        (cd "$OUT" && "$BIN/$t" "${opts[@]}" -merge=1 "$merged" "$corpus" "$scratch" >"$OUT/$t-merge.log" 2>&1)
+        rm -f "$corpus"/*
+        cp "$merged"/* "$corpus"/
+        echo "fuzz: $t: corpus merged: $(ls "$corpus" | wc -l) inputs"
+    fi
 done
 echo "fuzz: total $(( $(date +%s) - T0 )) s"
 exit $status

@@ -72,6 +72,8 @@ mesa/check-noop.sh
 # --- 4. The main job ------------------------------------------------------------------------
 step "restartability soundness campaign (10,000 commands)"
 cargo run --release -q -p agx-fault-suite -- soundness --commands 10000
+step "fuzzing: the corpus and every past finding under AddressSanitizer, then 15 s per target (tools/fuzz.sh)"
+tools/fuzz.sh --time 15
 step "mutation check: every deliberate bug of the analysis caught by both campaigns"
 cargo test -q -p agx-winsys --features analysis-mutants --lib analysis::mutants
 cargo run --release -q -p agx-fault-suite --features mutants -- mutants
