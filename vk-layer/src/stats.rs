@@ -9,6 +9,10 @@ static SUBMITS: AtomicU64 = AtomicU64::new(0);
 static FAULTS: AtomicU64 = AtomicU64::new(0);
 static REPLAYS: AtomicU64 = AtomicU64::new(0);
 static LOST: AtomicU64 = AtomicU64::new(0);
+static ANALYSED: AtomicU64 = AtomicU64::new(0);
+static RESTARTABLE: AtomicU64 = AtomicU64::new(0);
+static SCRAMBLED: AtomicU64 = AtomicU64::new(0);
+static SCRAMBLE_FAILED: AtomicU64 = AtomicU64::new(0);
 static REASONS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
 
 /// A device made `n` queue submissions (`vkQueueSubmit`/`vkQueueSubmit2` calls); added when
@@ -32,10 +36,28 @@ pub fn device_lost() {
     LOST.fetch_add(1, Ordering::Relaxed);
 }
 
-/// A submission hit by a neighbour fault was not restartable for `reason`.
-pub fn not_restartable(reason: &str) {
+/// The census: a submission hit by a neighbour fault was analysed; `reasons` is empty when it
+/// is restartable, otherwise each reason is counted once.
+pub fn analysed(reasons: &[&str]) {
+    ANALYSED.fetch_add(1, Ordering::Relaxed);
+    if reasons.is_empty() {
+        RESTARTABLE.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let mut m = REASONS.lock().unwrap_or_else(|e| e.into_inner());
-    *m.entry(reason.to_string()).or_insert(0) += 1;
+    for r in reasons {
+        *m.entry(r.to_string()).or_insert(0) += 1;
+    }
+}
+
+/// A scramble before a replay wrote `bytes` bytes of garbage.
+pub fn scrambled(bytes: u64) {
+    SCRAMBLED.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// A scramble could not be done (the fault became a device loss).
+pub fn scramble_failed() {
+    SCRAMBLE_FAILED.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The running totals as a JSON object.
@@ -46,7 +68,11 @@ pub fn to_json() -> serde_json::Value {
         "faults_injected": FAULTS.load(Ordering::Relaxed),
         "replays": REPLAYS.load(Ordering::Relaxed),
         "devices_lost": LOST.load(Ordering::Relaxed),
+        "analysed": ANALYSED.load(Ordering::Relaxed),
+        "restartable": RESTARTABLE.load(Ordering::Relaxed),
         "not_restartable_reasons": reasons,
+        "scrambled_bytes": SCRAMBLED.load(Ordering::Relaxed),
+        "scramble_failures": SCRAMBLE_FAILED.load(Ordering::Relaxed),
     })
 }
 
