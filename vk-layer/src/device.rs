@@ -87,6 +87,9 @@ pub unsafe extern "system" fn destroy_device(
         if dev.lost.is_lost() {
             dev.drained_after_loss(None);
         }
+        if let Some(c) = &dev.capture {
+            lock(c).destroy(&dev);
+        }
         destroy_layer_objects(&dev);
         stats::submitted(dev.submits.load(Ordering::Relaxed));
         if let Some(f) = dev.next.destroy_device {
@@ -488,9 +491,14 @@ pub unsafe extern "system" fn queue_present_khr(
                 });
             }
             let q = dev.queue(queue);
-            let r = {
-                let _objs = q.as_ref().map(|q| lock(&q.objs));
-                next!(dev, queue_present_khr)(queue, info)
+            let r = match &q {
+                Some(q) if dev.capture.is_some() && !dev.lost.is_lost() => {
+                    crate::capture::present(&dev, q, info)
+                }
+                _ => {
+                    let _objs = q.as_ref().map(|q| lock(&q.objs));
+                    next!(dev, queue_present_khr)(queue, info)
+                }
             };
             let r = dev.check(r, "vkQueuePresentKHR");
             if r == vk::Result::ERROR_DEVICE_LOST && !(*info).p_results.is_null() {

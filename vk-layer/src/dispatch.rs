@@ -104,8 +104,6 @@ next_table! {
             [c"vkGetPhysicalDeviceFeatures2", c"vkGetPhysicalDeviceFeatures2KHR"],
         get_physical_device_memory_properties: PFN_vkGetPhysicalDeviceMemoryProperties =
             [c"vkGetPhysicalDeviceMemoryProperties"],
-        get_physical_device_surface_capabilities_khr: PFN_vkGetPhysicalDeviceSurfaceCapabilitiesKHR =
-            [c"vkGetPhysicalDeviceSurfaceCapabilitiesKHR"],
     }
 }
 
@@ -318,6 +316,8 @@ pub struct DeviceState {
     pub surface_capabilities: Option<vk::PFN_vkGetPhysicalDeviceSurfaceCapabilitiesKHR>,
     /// The simulated GPU shadowing faulted submissions (made on first use).
     pub shadow: Mutex<Option<crate::shadow::Shadow>>,
+    /// `AGX_FAULT_FRAMES`: hashes of the presented images.
+    pub capture: Option<Mutex<crate::capture::Capture>>,
     /// This state's own `Arc` (for the queue workers).
     pub me: Weak<DeviceState>,
 }
@@ -345,6 +345,11 @@ impl DeviceState {
                 None
             }
         }
+    }
+
+    /// Whether swapchains are followed (tracking or frame capture).
+    pub fn wsi(&self) -> bool {
+        self.track || self.capture.is_some()
     }
 
     /// Marks the device lost with `report` (counted once).

@@ -390,8 +390,19 @@ pub unsafe extern "system" fn create_device(
                     generic,
                     mem_props,
                     phys,
-                    surface_capabilities: inst.next.get_physical_device_surface_capabilities_khr,
+                    // Looked up now: the loader resolves WSI commands once the instance exists.
+                    surface_capabilities: (inst.next_gipa)(
+                        inst.handle,
+                        c"vkGetPhysicalDeviceSurfaceCapabilitiesKHR".as_ptr(),
+                    )
+                    .map(|f| {
+                        std::mem::transmute::<
+                            unsafe extern "system" fn(),
+                            vk::PFN_vkGetPhysicalDeviceSurfaceCapabilitiesKHR,
+                        >(f)
+                    }),
                     shadow: Mutex::new(None),
+                    capture: crate::capture::Capture::from_env().map(Mutex::new),
                     me: Default::default(),
                 },
             );

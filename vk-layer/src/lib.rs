@@ -17,6 +17,7 @@ use std::ffi::{c_char, CStr};
 
 use ash::vk;
 
+mod capture;
 mod cmd;
 mod device;
 pub mod dispatch;

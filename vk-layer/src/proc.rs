@@ -20,6 +20,8 @@ enum Kind {
     Track,
     /// `vkGetDeviceFaultInfoEXT`: when the layer implements the extension or the next has it.
     Fault,
+    /// Swapchain hook: when the device tracks or captures frames, and the next layer has it.
+    Wsi,
 }
 
 type Table = HashMap<&'static [u8], (unsafe extern "system" fn(), Kind)>;
@@ -110,9 +112,9 @@ fn table() -> &'static Table {
                 cmd::create_descriptor_update_template as PFN_vkCreateDescriptorUpdateTemplate;
             Track: c"vkDestroyDescriptorUpdateTemplate" | c"vkDestroyDescriptorUpdateTemplateKHR" =>
                 cmd::destroy_descriptor_update_template as PFN_vkDestroyDescriptorUpdateTemplate;
-            Track: c"vkCreateSwapchainKHR" => cmd::create_swapchain_khr as PFN_vkCreateSwapchainKHR;
-            Track: c"vkDestroySwapchainKHR" => cmd::destroy_swapchain_khr as PFN_vkDestroySwapchainKHR;
-            Track: c"vkGetSwapchainImagesKHR" => cmd::get_swapchain_images_khr as PFN_vkGetSwapchainImagesKHR;
+            Wsi: c"vkCreateSwapchainKHR" => cmd::create_swapchain_khr as PFN_vkCreateSwapchainKHR;
+            Wsi: c"vkDestroySwapchainKHR" => cmd::destroy_swapchain_khr as PFN_vkDestroySwapchainKHR;
+            Wsi: c"vkGetSwapchainImagesKHR" => cmd::get_swapchain_images_khr as PFN_vkGetSwapchainImagesKHR;
             Track: c"vkCreateSemaphore" => cmd::create_semaphore as PFN_vkCreateSemaphore;
             Track: c"vkDestroySemaphore" => cmd::destroy_semaphore as PFN_vkDestroySemaphore;
             Track: c"vkFreeCommandBuffers" => cmd::free_command_buffers as PFN_vkFreeCommandBuffers;
@@ -246,6 +248,7 @@ pub unsafe extern "system" fn get_device_proc_addr(
             },
             Some(&(f, Kind::Device)) => below.map(|_| f),
             Some(&(f, Kind::Track)) if dev.track => below.map(|_| f),
+            Some(&(f, Kind::Wsi)) if dev.wsi() => below.map(|_| f),
             Some(&(f, Kind::Fault)) => {
                 if (dev.fault_emulated && dev.fault_enabled) || below.is_some() {
                     Some(f)

@@ -1,6 +1,6 @@
 //! Tracking hooks of objects the layer needs beyond memory: swapchains (their images are
 //! memory of their own, cleared by the scramble: `TRANSFER_DST` is added to their usage when
-//! the surface allows it) and semaphores (timeline semaphores may be waited on before they are
+//! the surface allows it; `TRANSFER_SRC` for `AGX_FAULT_FRAMES`) and semaphores (timeline semaphores may be waited on before they are
 //! signalled; binary ones may not).
 
 use ash::vk;
@@ -27,19 +27,23 @@ pub unsafe extern "system" fn create_swapchain_khr(
                 return vk::Result::ERROR_UNKNOWN;
             };
             let mut ci = *info;
-            if dev.track && !ci.image_usage.contains(vk::ImageUsageFlags::TRANSFER_DST) {
+            let mut want = vk::ImageUsageFlags::empty();
+            if dev.track {
+                want |= vk::ImageUsageFlags::TRANSFER_DST;
+            }
+            if dev.capture.is_some() {
+                want |= vk::ImageUsageFlags::TRANSFER_SRC;
+            }
+            if !ci.image_usage.contains(want) {
                 if let Some(caps) = dev.surface_capabilities {
                     let mut c = vk::SurfaceCapabilitiesKHR::default();
-                    if caps(dev.phys, ci.surface, &mut c) == vk::Result::SUCCESS
-                        && c.supported_usage_flags
-                            .contains(vk::ImageUsageFlags::TRANSFER_DST)
-                    {
-                        ci.image_usage |= vk::ImageUsageFlags::TRANSFER_DST;
+                    if caps(dev.phys, ci.surface, &mut c) == vk::Result::SUCCESS {
+                        ci.image_usage |= want & c.supported_usage_flags;
                     }
                 }
             }
             let r = next!(dev, create_swapchain_khr)(device, &ci, alloc, out);
-            if r == vk::Result::SUCCESS && dev.track {
+            if r == vk::Result::SUCCESS && dev.wsi() {
                 let sc = (*out).as_raw();
                 let t = SwapImage {
                     swapchain: sc,
@@ -48,6 +52,7 @@ pub unsafe extern "system" fn create_swapchain_khr(
                     height: ci.image_extent.height,
                     layers: ci.image_array_layers,
                     transfer_dst: ci.image_usage.contains(vk::ImageUsageFlags::TRANSFER_DST),
+                    transfer_src: ci.image_usage.contains(vk::ImageUsageFlags::TRANSFER_SRC),
                     color_attachment: ci
                         .image_usage
                         .contains(vk::ImageUsageFlags::COLOR_ATTACHMENT),
@@ -71,7 +76,7 @@ pub unsafe extern "system" fn destroy_swapchain_khr(
         // SAFETY: valid usage of the command.
         unsafe {
             let Some(dev) = dev_of(device) else { return };
-            if dev.track {
+            if dev.wsi() {
                 lock(&dev.tracker).objects.remove_swapchain(sc.as_raw());
             }
             next!(dev, destroy_swapchain_khr)(device, sc, alloc);
@@ -93,7 +98,7 @@ pub unsafe extern "system" fn get_swapchain_images_khr(
                 return vk::Result::ERROR_UNKNOWN;
             };
             let r = next!(dev, get_swapchain_images_khr)(device, sc, count, images);
-            if dev.track
+            if dev.wsi()
                 && !images.is_null()
                 && matches!(r, vk::Result::SUCCESS | vk::Result::INCOMPLETE)
             {

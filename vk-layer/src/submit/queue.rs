@@ -244,6 +244,58 @@ impl DeviceState {
         (r == vk::Result::SUCCESS).then_some(f)
     }
 
+    /// A primary command buffer from the queue's layer pool (the caller holds the queue), with
+    /// the loader's dispatch set.
+    pub fn layer_command_buffer(
+        &self,
+        objs: &mut QueueObjects,
+        family: u32,
+    ) -> Option<vk::CommandBuffer> {
+        let d = self.handle;
+        // SAFETY: the queue's layer pool (used under its lock) and a command buffer of it.
+        unsafe {
+            let pool = match objs.pool {
+                Some(p) => p,
+                None => {
+                    let ci = vk::CommandPoolCreateInfo::default()
+                        .queue_family_index(family)
+                        .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+                    let mut p = vk::CommandPool::null();
+                    if next!(self, create_command_pool)(d, &ci, std::ptr::null(), &mut p)
+                        != vk::Result::SUCCESS
+                    {
+                        return None;
+                    }
+                    objs.pool = Some(p);
+                    p
+                }
+            };
+            let ai = vk::CommandBufferAllocateInfo::default()
+                .command_pool(pool)
+                .level(vk::CommandBufferLevel::PRIMARY)
+                .command_buffer_count(1);
+            let mut cb = vk::CommandBuffer::null();
+            if next!(self, allocate_command_buffers)(d, &ai, &mut cb) != vk::Result::SUCCESS {
+                return None;
+            }
+            // A dispatchable object created below the loader: give it the loader's dispatch.
+            if let Some(set) = self.set_loader_data {
+                if set(d, cb.as_raw() as usize as *mut std::ffi::c_void) != vk::Result::SUCCESS {
+                    return None;
+                }
+            }
+            Some(cb)
+        }
+    }
+
+    /// Frees a finished layer command buffer (the caller holds the queue).
+    pub fn free_layer_command_buffer(&self, objs: &QueueObjects, cb: vk::CommandBuffer) {
+        if let Some(pool) = objs.pool {
+            // SAFETY: a finished layer command buffer of the layer's pool.
+            unsafe { next!(self, free_command_buffers)(self.handle, pool, 1, &cb) };
+        }
+    }
+
     /// Returns a signalled layer fence to the pool (reset).
     pub fn give_fence(&self, objs: &mut QueueObjects, f: vk::Fence) {
         // SAFETY: a layer fence no submission still uses.

@@ -83,10 +83,11 @@ pub fn scramble(dev: &DeviceState, q: &QueueInfo, regions: &[Reg]) -> Result<u64
 
 /// Records and runs `ops` in one layer command buffer, waiting for it.
 fn run_ops(dev: &DeviceState, q: &QueueInfo, ops: &[GpuOp]) -> Result<(), &'static str> {
-    let d = dev.handle;
     let (cb, f) = {
         let mut objs = lock(&q.objs);
-        let cb = layer_command_buffer(dev, &mut objs, q.family).ok_or("scramble_command_buffer")?;
+        let cb = dev
+            .layer_command_buffer(&mut objs, q.family)
+            .ok_or("scramble_command_buffer")?;
         let f = dev.take_fence(&mut objs).ok_or("scramble_fence")?;
         // SAFETY: a layer command buffer recorded and submitted here, on objects the submission
         // that just finished on this queue used; the application waits for its fence, which
@@ -177,10 +178,7 @@ fn run_ops(dev: &DeviceState, q: &QueueInfo, ops: &[GpuOp]) -> Result<(), &'stat
     let mut objs = lock(&q.objs);
     if done == Ok(true) {
         dev.give_fence(&mut objs, f);
-        if let Some(pool) = objs.pool {
-            // SAFETY: a finished layer command buffer of the layer's pool.
-            unsafe { next!(dev, free_command_buffers)(d, pool, 1, &cb) };
-        }
+        dev.free_layer_command_buffer(&objs, cb);
         Ok(())
     } else {
         Err("scramble_wait")
@@ -288,48 +286,5 @@ fn alias_buffer(
             return None;
         }
         Some((buf, fill_off, fill_end.saturating_sub(fill_off)))
-    }
-}
-
-/// A primary command buffer from the queue's layer pool, with the loader's dispatch set.
-fn layer_command_buffer(
-    dev: &DeviceState,
-    objs: &mut super::queue::QueueObjects,
-    family: u32,
-) -> Option<vk::CommandBuffer> {
-    let d = dev.handle;
-    // SAFETY: the queue's layer pool (used under its lock) and a command buffer of it.
-    unsafe {
-        let pool = match objs.pool {
-            Some(p) => p,
-            None => {
-                let ci = vk::CommandPoolCreateInfo::default()
-                    .queue_family_index(family)
-                    .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
-                let mut p = vk::CommandPool::null();
-                if next!(dev, create_command_pool)(d, &ci, std::ptr::null(), &mut p)
-                    != vk::Result::SUCCESS
-                {
-                    return None;
-                }
-                objs.pool = Some(p);
-                p
-            }
-        };
-        let ai = vk::CommandBufferAllocateInfo::default()
-            .command_pool(pool)
-            .level(vk::CommandBufferLevel::PRIMARY)
-            .command_buffer_count(1);
-        let mut cb = vk::CommandBuffer::null();
-        if next!(dev, allocate_command_buffers)(d, &ai, &mut cb) != vk::Result::SUCCESS {
-            return None;
-        }
-        // A dispatchable object created below the loader: give it the loader's dispatch.
-        if let Some(set) = dev.set_loader_data {
-            if set(d, cb.as_raw() as usize as *mut std::ffi::c_void) != vk::Result::SUCCESS {
-                return None;
-            }
-        }
-        Some(cb)
     }
 }

@@ -45,6 +45,8 @@ pub struct SwapImage {
     pub layers: u32,
     /// The layer added (or the application asked for) `TRANSFER_DST`: it can be cleared.
     pub transfer_dst: bool,
+    /// `TRANSFER_SRC`: it can be captured (`AGX_FAULT_FRAMES`).
+    pub transfer_src: bool,
     /// `COLOR_ATTACHMENT` usage: it can be cleared by a render pass.
     pub color_attachment: bool,
 }

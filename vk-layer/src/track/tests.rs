@@ -138,6 +138,7 @@ fn swapchain_images_are_spaces_of_their_own() {
             height: 4,
             layers: 1,
             transfer_dst: true,
+            transfer_src: false,
             color_attachment: true,
         },
     );
