@@ -195,9 +195,9 @@ pub unsafe fn present(
                 continue;
             }
             let size = s.bytes();
-            if !cap.readbacks.contains_key(&img) {
+            if let std::collections::hash_map::Entry::Vacant(e) = cap.readbacks.entry(img) {
                 if let Some(r) = readback(dev, size) {
-                    cap.readbacks.insert(img, r);
+                    e.insert(r);
                 }
             }
             let Some(rb) = cap.readbacks.get(&img) else {
