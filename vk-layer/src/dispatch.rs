@@ -354,7 +354,10 @@ impl DeviceState {
 
     /// Marks the device lost with `report` (counted once).
     pub fn set_lost(&self, report: FaultReport) {
+        let description = report.description.clone();
         if self.lost.set_lost(report) {
+            // Once, as Mesa's vk_device_set_lost does.
+            eprintln!("VK_LAYER_AGX_fault: device lost: {description}");
             stats::device_lost();
         }
     }
