@@ -255,6 +255,74 @@ impl OwnedSubmit {
         self.batches.iter().flat_map(|b| b.waits.iter())
     }
 
+    /// Whether wait `w` of batch `j` is satisfied by a signal of an earlier batch of the same
+    /// submission.
+    fn internal(&self, j: usize, w: &SemOp) -> bool {
+        self.batches[..j].iter().any(|b| {
+            b.signals
+                .iter()
+                .any(|s| s.sem == w.sem && s.value >= w.value)
+        })
+    }
+
+    /// The waits on semaphores signalled outside this submission.
+    pub fn external_waits(&self) -> impl Iterator<Item = &SemOp> {
+        self.batches
+            .iter()
+            .enumerate()
+            .flat_map(move |(j, b)| b.waits.iter().filter(move |w| !self.internal(j, w)))
+    }
+
+    /// Batch `j` alone, for a held run batch by batch: its command buffers and its external
+    /// waits (waits on earlier batches' signals are met by running the batches in order), no
+    /// signal.
+    pub fn batch_run(&self, j: usize) -> OwnedSubmit {
+        let b = &self.batches[j];
+        OwnedSubmit {
+            v2: self.v2,
+            batches: vec![OwnedBatch {
+                waits: b
+                    .waits
+                    .iter()
+                    .filter(|w| !self.internal(j, w))
+                    .copied()
+                    .collect(),
+                signals: Vec::new(),
+                ..b.clone()
+            }],
+        }
+    }
+
+    /// The held signals, for their release: every signal but those of binary semaphores
+    /// (`is_binary`) that a later batch of the submission waits on (the pair cancels out).
+    pub fn release(&self, is_binary: impl Fn(vk::Semaphore) -> bool) -> OwnedSubmit {
+        let consumed = |i: usize, s: &SemOp| {
+            is_binary(s.sem)
+                && self.batches[i + 1..]
+                    .iter()
+                    .any(|b| b.waits.iter().any(|w| w.sem == s.sem))
+        };
+        OwnedSubmit {
+            v2: self.v2,
+            batches: self
+                .batches
+                .iter()
+                .enumerate()
+                .map(|(i, b)| OwnedBatch {
+                    waits: Vec::new(),
+                    cbs: Vec::new(),
+                    signals: b
+                        .signals
+                        .iter()
+                        .filter(|s| !consumed(i, s))
+                        .copied()
+                        .collect(),
+                    ..b.clone()
+                })
+                .collect(),
+        }
+    }
+
     /// The semaphores the batches signal.
     pub fn signals(&self) -> impl Iterator<Item = &SemOp> {
         self.batches.iter().flat_map(|b| b.signals.iter())

@@ -165,7 +165,7 @@ fn held_submit(
         .is_none_or(queue::QueueSched::idle);
     let blocked = owned
         .as_ref()
-        .is_some_and(|o| dev.waits_on_held(&s, o.waits().map(|w| w.sem)));
+        .is_some_and(|o| dev.waits_on_held(&s, o.external_waits().map(|w| w.sem)));
     if decision == Decision::Run && !busy && !blocked {
         drop(s);
         let _objs = lock(&q.objs);

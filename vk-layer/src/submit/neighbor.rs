@@ -74,8 +74,12 @@ pub fn run(
     n: u64,
     verdict: &SubmissionVerdict,
 ) {
-    // 1. The job runs (and is stopped half-way: below it runs fully, then is scrambled).
-    let ran = run_and_wait(dev, q, |f| sub.submit(dev, q.handle, Keep::RUN, f));
+    // 1. The job runs (and is stopped half-way: below it runs fully, then is scrambled),
+    // batch by batch: a batch waiting on an earlier one's held signal runs after it.
+    let ran = (0..sub.batches.len()).try_for_each(|j| {
+        let b = sub.batch_run(j);
+        run_and_wait(dev, q, |f| b.submit(dev, q.handle, Keep::ALL, f))
+    });
     match ran {
         Err(e) => {
             let _ = dev.check(
@@ -106,8 +110,12 @@ pub fn run(
                 match scrambled {
                     Ok(bytes) => {
                         stats::scrambled(bytes);
-                        let cbs = sub.command_buffers();
-                        match run_and_wait(dev, q, |f| submit_cbs(dev, q.handle, &cbs, f)) {
+                        // Batch by batch, as they ran.
+                        let replay = sub.batches.iter().try_for_each(|b| {
+                            let cbs: Vec<vk::CommandBuffer> = b.cbs.iter().map(|c| c.0).collect();
+                            run_and_wait(dev, q, |f| submit_cbs(dev, q.handle, &cbs, f))
+                        });
+                        match replay {
                             Ok(()) => stats::replayed(),
                             Err(_) => {
                                 let _ = dev.check(vk::Result::ERROR_DEVICE_LOST, "replay");
@@ -130,9 +138,10 @@ pub fn run(
         }
     }
     // 4. Release the held signals and the fence.
+    let release = sub.release(|s| !dev.is_timeline(s));
     let r = {
         let _objs = lock(&q.objs);
-        sub.submit(dev, q.handle, Keep::SIGNALS, fence)
+        release.submit(dev, q.handle, Keep::ALL, fence)
     };
     dev.released(sub, fence);
     let _ = dev.check(r, "vkQueueSubmit");

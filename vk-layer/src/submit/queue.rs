@@ -436,7 +436,7 @@ fn worker(dev: Arc<DeviceState>, q: Arc<QueueInfo>) {
 fn run(dev: &DeviceState, q: &QueueInfo, job: Job) {
     let (sub, _) = job.parts();
     // A binary semaphore's signal must be submitted before its wait.
-    let waits: Vec<vk::Semaphore> = sub.waits().map(|w| w.sem).collect();
+    let waits: Vec<vk::Semaphore> = sub.external_waits().map(|w| w.sem).collect();
     dev.sched_wait(None, |s| !dev.waits_on_held(s, waits.iter().copied()));
     match job {
         Job::Plain { sub, fence } => {

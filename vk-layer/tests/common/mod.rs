@@ -107,24 +107,78 @@ pub struct Child {
     pub stats: Option<serde_json::Value>,
 }
 
-/// Runs scenario `name` of the `layer` test binary in a child process with `plan`.
-pub fn run_scenario(name: &str, plan: &str) -> Child {
+/// How long a child scenario or application may run before it counts as hung.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `cmd` to completion, killing it after `limit` (then `timed_out` is set).
+pub fn output_within(mut cmd: Command, limit: Duration) -> (std::process::Output, bool) {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Drain the pipes on threads so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err, &mut v);
+        v
+    });
+    let t0 = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if t0.elapsed() > limit {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let o = std::process::Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    };
+    (o, timed_out)
+}
+
+/// Runs scenario `name` of the `layer` test binary in a child process with `plan` (and more
+/// environment), within [`CHILD_TIMEOUT`].
+pub fn run_scenario_env(name: &str, plan: &str, env: &[(&str, &str)]) -> Child {
     require_vulkan();
     let manifest = layer_manifest_dir();
     let xdg = private_dir("xdg");
     let stats = private_dir("stats").join("stats.json");
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
         .env("AGX_TEST_SCENARIO", name)
         .env("AGX_FAULT_PLAN", plan)
         .env("AGX_FAULT_STATS", &stats)
         .env("VK_LAYER_PATH", &manifest)
         .env("XDG_RUNTIME_DIR", &xdg)
         .env_remove("VK_INSTANCE_LAYERS")
-        .output()
-        .expect("spawn the scenario");
+        .env_remove("AGX_FAULT_WEAKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let (out, timed_out) = output_within(cmd, CHILD_TIMEOUT);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !timed_out,
+        "scenario {name} (plan {plan:?}) hung: killed after {CHILD_TIMEOUT:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
     assert!(
         out.status.success() && stdout.contains(&format!("SCENARIO {name} OK")),
         "scenario {name} (plan {plan:?}) failed: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
@@ -138,6 +192,11 @@ pub fn run_scenario(name: &str, plan: &str) -> Child {
         stderr,
         stats,
     }
+}
+
+/// Runs scenario `name` with `plan` (see [`run_scenario_env`]).
+pub fn run_scenario(name: &str, plan: &str) -> Child {
+    run_scenario_env(name, plan, &[])
 }
 
 /// A device with the layer enabled (by `ppEnabledLayerNames`) and VK_EXT_device_fault.
@@ -733,3 +792,254 @@ pub fn pixel(p: &[u8], x: u32, y: u32) -> [u8; 4] {
     let i = ((y * WIDTH + x) * 4) as usize;
     [p[i], p[i + 1], p[i + 2], p[i + 3]]
 }
+
+/// The pass kind of a cleared triangle (restartable).
+pub const CLEARED: PassKind = PassKind {
+    load: false,
+    blend: false,
+    dynamic: false,
+};
+
+/// A semaphore wait or signal of [`Gpu::submit_sync`]: (semaphore, value; 0 for binary).
+pub type Sem = (vk::Semaphore, u64);
+
+impl Gpu {
+    /// A timeline semaphore starting at `initial`.
+    pub fn timeline(&self, initial: u64) -> vk::Semaphore {
+        let mut tl = vk::SemaphoreTypeCreateInfo::default()
+            .semaphore_type(vk::SemaphoreType::TIMELINE)
+            .initial_value(initial);
+        // SAFETY: a valid create info.
+        unsafe {
+            self.device
+                .create_semaphore(&vk::SemaphoreCreateInfo::default().push_next(&mut tl), None)
+        }
+        .unwrap()
+    }
+
+    /// A binary semaphore.
+    pub fn binary(&self) -> vk::Semaphore {
+        // SAFETY: a valid create info.
+        unsafe {
+            self.device
+                .create_semaphore(&vk::SemaphoreCreateInfo::default(), None)
+        }
+        .unwrap()
+    }
+
+    /// One `vkQueueSubmit` of `batches`: (command buffers, waits, signals) each.
+    pub fn submit_sync(
+        &self,
+        batches: &[(&[vk::CommandBuffer], &[Sem], &[Sem])],
+        fence: vk::Fence,
+    ) -> vk::Result {
+        let waits: Vec<Vec<vk::Semaphore>> = batches
+            .iter()
+            .map(|b| b.1.iter().map(|s| s.0).collect())
+            .collect();
+        let wvals: Vec<Vec<u64>> = batches
+            .iter()
+            .map(|b| b.1.iter().map(|s| s.1).collect())
+            .collect();
+        let stages: Vec<Vec<vk::PipelineStageFlags>> = batches
+            .iter()
+            .map(|b| vec![vk::PipelineStageFlags::ALL_COMMANDS; b.1.len()])
+            .collect();
+        let sigs: Vec<Vec<vk::Semaphore>> = batches
+            .iter()
+            .map(|b| b.2.iter().map(|s| s.0).collect())
+            .collect();
+        let svals: Vec<Vec<u64>> = batches
+            .iter()
+            .map(|b| b.2.iter().map(|s| s.1).collect())
+            .collect();
+        let mut tl: Vec<vk::TimelineSemaphoreSubmitInfo<'_>> = (0..batches.len())
+            .map(|i| {
+                vk::TimelineSemaphoreSubmitInfo::default()
+                    .wait_semaphore_values(&wvals[i])
+                    .signal_semaphore_values(&svals[i])
+            })
+            .collect();
+        let infos: Vec<vk::SubmitInfo<'_>> = tl
+            .iter_mut()
+            .enumerate()
+            .map(|(i, t)| {
+                vk::SubmitInfo::default()
+                    .command_buffers(batches[i].0)
+                    .wait_semaphores(&waits[i])
+                    .wait_dst_stage_mask(&stages[i])
+                    .signal_semaphores(&sigs[i])
+                    .push_next(t)
+            })
+            .collect();
+        // SAFETY: valid submit infos.
+        match unsafe { self.device.queue_submit(self.queue, &infos, fence) } {
+            Ok(()) => vk::Result::SUCCESS,
+            Err(e) => e,
+        }
+    }
+
+    /// `vkGetFenceStatus` as a result code.
+    pub fn fence_status(&self, f: vk::Fence) -> vk::Result {
+        // SAFETY: a valid fence.
+        match unsafe { self.device.get_fence_status(f) } {
+            Ok(true) => vk::Result::SUCCESS,
+            Ok(false) => vk::Result::NOT_READY,
+            Err(e) => e,
+        }
+    }
+}
+
+/// GPU work that lasts until the host lets it finish: a command buffer that waits for an event
+/// the host sets, then a dispatch that writes a marker. (llvmpipe ends any shader loop after
+/// 65535 turns, so a spinning shader cannot hold the GPU.)
+pub struct Spin {
+    pub cb: vk::CommandBuffer,
+    event: vk::Event,
+    device: ash::Device,
+    ptr: *mut u32,
+}
+
+impl Spin {
+    pub fn new(gpu: &Gpu) -> Spin {
+        let d = &gpu.device;
+        // SAFETY: plain Vulkan object creation and recording with valid structures.
+        unsafe {
+            let buf = d
+                .create_buffer(
+                    &vk::BufferCreateInfo::default()
+                        .size(4)
+                        .usage(vk::BufferUsageFlags::STORAGE_BUFFER),
+                    None,
+                )
+                .unwrap();
+            let req = d.get_buffer_memory_requirements(buf);
+            let mem = d
+                .allocate_memory(
+                    &vk::MemoryAllocateInfo::default()
+                        .allocation_size(req.size)
+                        .memory_type_index(gpu.memory_type(
+                            req.memory_type_bits,
+                            vk::MemoryPropertyFlags::HOST_VISIBLE
+                                | vk::MemoryPropertyFlags::HOST_COHERENT,
+                        )),
+                    None,
+                )
+                .unwrap();
+            d.bind_buffer_memory(buf, mem, 0).unwrap();
+            let ptr = d
+                .map_memory(mem, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty())
+                .unwrap() as *mut u32;
+            std::ptr::write_bytes(ptr, 0, 1);
+            let binding = [vk::DescriptorSetLayoutBinding::default()
+                .binding(0)
+                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                .descriptor_count(1)
+                .stage_flags(vk::ShaderStageFlags::COMPUTE)];
+            let dsl = d
+                .create_descriptor_set_layout(
+                    &vk::DescriptorSetLayoutCreateInfo::default().bindings(&binding),
+                    None,
+                )
+                .unwrap();
+            let sizes = [vk::DescriptorPoolSize {
+                ty: vk::DescriptorType::STORAGE_BUFFER,
+                descriptor_count: 1,
+            }];
+            let pool = d
+                .create_descriptor_pool(
+                    &vk::DescriptorPoolCreateInfo::default()
+                        .max_sets(1)
+                        .pool_sizes(&sizes),
+                    None,
+                )
+                .unwrap();
+            let layouts = [dsl];
+            let set = d
+                .allocate_descriptor_sets(
+                    &vk::DescriptorSetAllocateInfo::default()
+                        .descriptor_pool(pool)
+                        .set_layouts(&layouts),
+                )
+                .unwrap()[0];
+            let bi = [vk::DescriptorBufferInfo {
+                buffer: buf,
+                offset: 0,
+                range: vk::WHOLE_SIZE,
+            }];
+            let w = [vk::WriteDescriptorSet::default()
+                .dst_set(set)
+                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                .buffer_info(&bi)];
+            d.update_descriptor_sets(&w, &[]);
+            let pl = d
+                .create_pipeline_layout(
+                    &vk::PipelineLayoutCreateInfo::default().set_layouts(&layouts),
+                    None,
+                )
+                .unwrap();
+            let module = d
+                .create_shader_module(
+                    &vk::ShaderModuleCreateInfo::default()
+                        .code(&spv(include_bytes!("../shaders/marker.comp.spv"))),
+                    None,
+                )
+                .unwrap();
+            let stage = vk::PipelineShaderStageCreateInfo::default()
+                .stage(vk::ShaderStageFlags::COMPUTE)
+                .module(module)
+                .name(c"main");
+            let pipe = d
+                .create_compute_pipelines(
+                    vk::PipelineCache::null(),
+                    &[vk::ComputePipelineCreateInfo::default()
+                        .stage(stage)
+                        .layout(pl)],
+                    None,
+                )
+                .unwrap()[0];
+            let event = d
+                .create_event(&vk::EventCreateInfo::default(), None)
+                .unwrap();
+            let cb = gpu.command_buffer();
+            d.begin_command_buffer(cb, &vk::CommandBufferBeginInfo::default())
+                .unwrap();
+            d.cmd_wait_events(
+                cb,
+                &[event],
+                vk::PipelineStageFlags::HOST,
+                vk::PipelineStageFlags::COMPUTE_SHADER,
+                &[],
+                &[],
+                &[],
+            );
+            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, pipe);
+            d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::COMPUTE, pl, 0, &[set], &[]);
+            d.cmd_dispatch(cb, 1, 1, 1);
+            d.end_command_buffer(cb).unwrap();
+            Spin {
+                cb,
+                event,
+                device: d.clone(),
+                ptr,
+            }
+        }
+    }
+
+    /// Lets the job finish.
+    pub fn release(&self) {
+        // SAFETY: a valid event of this device.
+        unsafe { self.device.set_event(self.event) }.unwrap();
+    }
+
+    /// Whether the job wrote its marker.
+    pub fn finished(&self) -> bool {
+        // SAFETY: a coherent host mapping of the job's buffer.
+        unsafe { std::ptr::read_volatile(self.ptr) == 1 }
+    }
+}
+
+// SAFETY: the mapping pointer is only read, with volatile reads of one u32.
+unsafe impl Send for Spin {}
+// SAFETY: as above.
+unsafe impl Sync for Spin {}
