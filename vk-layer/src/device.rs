@@ -495,6 +495,15 @@ pub unsafe extern "system" fn queue_present_khr(
                 Some(q) if dev.capture.is_some() && !dev.lost.is_lost() => {
                     crate::capture::present(&dev, q, info)
                 }
+                _ if dev.lost.is_lost() => {
+                    // Present below (the image goes back to the swapchain) without waiting for
+                    // semaphores a lost application may never have signalled.
+                    let mut i = *info;
+                    i.wait_semaphore_count = 0;
+                    i.p_wait_semaphores = std::ptr::null();
+                    let _objs = q.as_ref().map(|q| lock(&q.objs));
+                    next!(dev, queue_present_khr)(queue, &i)
+                }
                 _ => {
                     let _objs = q.as_ref().map(|q| lock(&q.objs));
                     next!(dev, queue_present_khr)(queue, info)
@@ -526,9 +535,8 @@ pub unsafe extern "system" fn acquire_next_image_khr(
             let Some(dev) = dev_of(device) else {
                 return vk::Result::ERROR_UNKNOWN;
             };
-            if dev.lost.is_lost() {
-                return vk::Result::ERROR_DEVICE_LOST;
-            }
+            // On a lost device too: its semaphore and fence must signal, or the application's
+            // next (empty) submission waits on them for ever, and so does its present.
             let r =
                 next!(dev, acquire_next_image_khr)(device, swapchain, timeout, sem, fence, index);
             dev.check(r, "vkAcquireNextImageKHR")
@@ -548,9 +556,7 @@ pub unsafe extern "system" fn acquire_next_image2_khr(
             let Some(dev) = dev_of(device) else {
                 return vk::Result::ERROR_UNKNOWN;
             };
-            if dev.lost.is_lost() {
-                return vk::Result::ERROR_DEVICE_LOST;
-            }
+            // On a lost device too (see vkAcquireNextImageKHR).
             let r = next!(dev, acquire_next_image2_khr)(device, info, index);
             dev.check(r, "vkAcquireNextImage2KHR")
         }

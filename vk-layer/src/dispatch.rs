@@ -359,6 +359,7 @@ impl DeviceState {
             // Once, as Mesa's vk_device_set_lost does.
             eprintln!("VK_LAYER_AGX_fault: device lost: {description}");
             stats::device_lost();
+            stats::write_file_with(self.submits.load(Ordering::Relaxed));
         }
     }
 

@@ -1,5 +1,5 @@
 //! Process-wide statistics, written as one JSON object to the file named by `AGX_FAULT_STATS`
-//! each time a device is destroyed (running totals over all devices of the process).
+//! each time a device is destroyed or lost (running totals over all devices of the process).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,9 +62,14 @@ pub fn scramble_failed() {
 
 /// The running totals as a JSON object.
 pub fn to_json() -> serde_json::Value {
+    to_json_with(0)
+}
+
+/// The totals, counting `live` submissions of devices not destroyed yet.
+fn to_json_with(live: u64) -> serde_json::Value {
     let reasons = REASONS.lock().unwrap_or_else(|e| e.into_inner()).clone();
     serde_json::json!({
-        "submits": SUBMITS.load(Ordering::Relaxed),
+        "submits": SUBMITS.load(Ordering::Relaxed) + live,
         "faults_injected": FAULTS.load(Ordering::Relaxed),
         "replays": REPLAYS.load(Ordering::Relaxed),
         "devices_lost": LOST.load(Ordering::Relaxed),
@@ -79,10 +84,16 @@ pub fn to_json() -> serde_json::Value {
 /// Rewrites the file named by `AGX_FAULT_STATS` (if set) with the running totals. Errors go to
 /// stderr; they never fail the Vulkan call.
 pub fn write_file() {
+    write_file_with(0);
+}
+
+/// Rewrites the statistics file, counting `live` submissions of a device still alive (when a
+/// device is lost: an application may abort before destroying it).
+pub fn write_file_with(live: u64) {
     let Some(path) = std::env::var_os("AGX_FAULT_STATS") else {
         return;
     };
-    let text = to_json().to_string();
+    let text = to_json_with(live).to_string();
     // Write then rename, so a reader never sees a half-written file.
     let mut tmp = path.clone();
     tmp.push(".tmp");

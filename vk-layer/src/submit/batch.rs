@@ -92,13 +92,7 @@ impl Keep {
         cbs: false,
         signals: true,
     };
-    /// The run of a held submission: its signals wait for the outcome.
-    pub const RUN: Keep = Keep {
-        waits: true,
-        cbs: true,
-        signals: false,
-    };
-    /// The release of a held submission's signals.
+    /// Signals alone: a submission after the loss (its waits may never be met).
     pub const SIGNALS: Keep = Keep {
         waits: false,
         cbs: false,

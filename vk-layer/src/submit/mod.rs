@@ -113,14 +113,14 @@ pub fn submit(
         let _objs = lock(&q.objs);
         return match decision {
             _ if lost => {
-                let _ = empty_now(dev, &q, batches, fence);
+                let _ = empty_now(dev, &q, batches, fence, Keep::SIGNALS);
                 vk::Result::ERROR_DEVICE_LOST
             }
             Decision::Run => {
                 dev.check(batches.submit_as_is(dev, queue, fence), batches.call_name())
             }
             _ => {
-                let r = empty_now(dev, &q, batches, fence);
+                let r = empty_now(dev, &q, batches, fence, Keep::EMPTY);
                 if let Some(report) = guilty_report(dev, n, decision) {
                     dev.set_lost(report);
                 }
@@ -131,16 +131,19 @@ pub fn submit(
     held_submit(dev, &q, batches, fence, n, decision, lost)
 }
 
-/// Submits the batches with zero command buffers, now (the caller holds the queue).
+/// Submits the batches without their command buffers (and, after the loss, without their
+/// waits: nothing may wait below for a signal a lost application will never make), now (the
+/// caller holds the queue).
 fn empty_now(
     dev: &DeviceState,
     q: &QueueInfo,
     batches: Batches<'_>,
     fence: vk::Fence,
+    keep: Keep,
 ) -> vk::Result {
     // SAFETY: the application's batches, valid during its call.
     match unsafe { OwnedSubmit::copy(batches) } {
-        Some(sub) => sub.submit(dev, q.handle, Keep::EMPTY, fence),
+        Some(sub) => sub.submit(dev, q.handle, keep, fence),
         // A chain the layer cannot edit: the work goes down (the device is lost anyway).
         None => batches.submit_as_is(dev, q.handle, fence),
     }
@@ -170,7 +173,7 @@ fn held_submit(
         drop(s);
         let _objs = lock(&q.objs);
         if lost {
-            let _ = empty_now(dev, q, batches, fence);
+            let _ = empty_now(dev, q, batches, fence, Keep::SIGNALS);
             return vk::Result::ERROR_DEVICE_LOST;
         }
         return dev.check(
@@ -221,7 +224,11 @@ fn held_submit(
         };
     };
     let job = match decision {
-        _ if lost => Job::Empty { sub, fence },
+        _ if lost => Job::Empty {
+            sub,
+            fence,
+            keep: Keep::SIGNALS,
+        },
         Decision::Run => Job::Plain { sub, fence },
         Decision::Neighbor => {
             drop(s);
@@ -240,7 +247,11 @@ fn held_submit(
                 dev.set_lost(report);
             }
             s = dev.sched();
-            Job::Empty { sub, fence }
+            Job::Empty {
+                sub,
+                fence,
+                keep: Keep::EMPTY,
+            }
         }
     };
     dev.enqueue(q, &mut s, job);

@@ -50,8 +50,12 @@ pub struct QueueInfo {
 pub enum Job {
     /// Goes down as it is, in order.
     Plain { sub: OwnedSubmit, fence: vk::Fence },
-    /// Goes down with zero command buffers (the device is lost).
-    Empty { sub: OwnedSubmit, fence: vk::Fence },
+    /// Goes down without command buffers (the device is lost), keeping `keep`.
+    Empty {
+        sub: OwnedSubmit,
+        fence: vk::Fence,
+        keep: Keep,
+    },
     /// Hit by a neighbour fault: run, wait, then replay or lose, then signal.
     Neighbor {
         sub: OwnedSubmit,
@@ -64,7 +68,7 @@ pub enum Job {
 impl Job {
     fn parts(&self) -> (&OwnedSubmit, vk::Fence) {
         match self {
-            Job::Plain { sub, fence } | Job::Empty { sub, fence } => (sub, *fence),
+            Job::Plain { sub, fence } | Job::Empty { sub, fence, .. } => (sub, *fence),
             Job::Neighbor { sub, fence, .. } => (sub, *fence),
         }
     }
@@ -441,7 +445,7 @@ fn run(dev: &DeviceState, q: &QueueInfo, job: Job) {
     match job {
         Job::Plain { sub, fence } => {
             let keep = if dev.lost.is_lost() {
-                Keep::EMPTY
+                Keep::SIGNALS
             } else {
                 Keep::ALL
             };
@@ -452,10 +456,10 @@ fn run(dev: &DeviceState, q: &QueueInfo, job: Job) {
             dev.released(&sub, fence);
             let _ = dev.check(r, "vkQueueSubmit");
         }
-        Job::Empty { sub, fence } => {
+        Job::Empty { sub, fence, keep } => {
             let r = {
                 let _objs = lock(&q.objs);
-                sub.submit(dev, q.handle, Keep::EMPTY, fence)
+                sub.submit(dev, q.handle, keep, fence)
             };
             dev.released(&sub, fence);
             let _ = dev.check(r, "vkQueueSubmit");
