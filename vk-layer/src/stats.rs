@@ -61,12 +61,7 @@ pub fn scramble_failed() {
 }
 
 /// The running totals as a JSON object.
-pub fn to_json() -> serde_json::Value {
-    to_json_with(0)
-}
-
-/// The totals, counting `live` submissions of devices not destroyed yet.
-fn to_json_with(live: u64) -> serde_json::Value {
+pub fn to_json(live: u64) -> serde_json::Value {
     let reasons = REASONS.lock().unwrap_or_else(|e| e.into_inner()).clone();
     serde_json::json!({
         "submits": SUBMITS.load(Ordering::Relaxed) + live,
@@ -93,7 +88,7 @@ pub fn write_file_with(live: u64) {
     let Some(path) = std::env::var_os("AGX_FAULT_STATS") else {
         return;
     };
-    let text = to_json_with(live).to_string();
+    let text = to_json(live).to_string();
     // Write then rename, so a reader never sees a half-written file.
     let mut tmp = path.clone();
     tmp.push(".tmp");
