@@ -60,7 +60,8 @@ pub fn scramble_failed() {
     SCRAMBLE_FAILED.fetch_add(1, Ordering::Relaxed);
 }
 
-/// The running totals as a JSON object.
+/// The running totals as a JSON object, counting `live` submissions of devices not destroyed
+/// yet.
 pub fn to_json(live: u64) -> serde_json::Value {
     let reasons = REASONS.lock().unwrap_or_else(|e| e.into_inner()).clone();
     serde_json::json!({
