@@ -7,7 +7,14 @@
 //! libGL and libX11 are opened at run time (`dlopen`), so building needs no GL headers.
 //!
 //! ```text
-//! agx-gl-frames [--frames N] [--size PIXELS] [--mode hash|fps] [--seconds S]
+//! agx-gl-frames [--frames N] [--size PIXELS] [--mode hash|fps] [--seconds S] [--upload BOOL]
+//! ```
+//!
+//! `--upload true` re-uploads part of the texture every frame (`glTexSubImage2D`) before
+//! drawing with it, as many GL programs do; zink then writes and samples the texture in one
+//! submission, which the layer cannot replay (see BENCHMARKS.md).
+//!
+//! ```text
 //! ```
 
 use std::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void, CStr};
@@ -154,6 +161,7 @@ api!(Gl {
     tex_parameteri: fn(c_uint, c_uint, c_int) = c"glTexParameteri";
     tex_image_2d: fn(c_uint, c_int, c_int, c_int, c_int, c_int, c_uint, c_uint, *const c_void) = c"glTexImage2D";
     finish: fn() = c"glFinish";
+    tex_sub_image_2d: fn(c_uint, c_int, c_int, c_int, c_int, c_int, c_uint, c_uint, *const c_void) = c"glTexSubImage2D";
     pixel_storei: fn(c_uint, c_int) = c"glPixelStorei";
     read_pixels: fn(c_int, c_int, c_int, c_int, c_uint, c_uint, *mut c_void) = c"glReadPixels";
     get_error: fn() -> c_uint = c"glGetError";
@@ -165,6 +173,7 @@ struct Args {
     size: u32,
     fps: bool,
     seconds: f64,
+    upload: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -173,6 +182,7 @@ fn args() -> Result<Args, String> {
         size: 128,
         fps: false,
         seconds: 0.0,
+        upload: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -182,6 +192,7 @@ fn args() -> Result<Args, String> {
             "--frames" => a.frames = v.parse().map_err(|_| bad())?,
             "--size" => a.size = v.parse().map_err(|_| bad())?,
             "--seconds" => a.seconds = v.parse().map_err(|_| bad())?,
+            "--upload" => a.upload = v.parse().map_err(|_| bad())?,
             "--mode" => match v.as_str() {
                 "hash" => a.fps = false,
                 "fps" => a.fps = true,
@@ -213,7 +224,7 @@ fn pattern(w: usize, h: usize, seed: u64) -> Vec<u8> {
 ///
 /// # Safety
 /// A current GL context whose functions are `gl`.
-unsafe fn draw(gl: &Gl, i: u64, size: u32, tex: c_uint) {
+unsafe fn draw(gl: &Gl, i: u64, size: u32, tex: c_uint, upload: bool) {
     let f = i as f32;
     // SAFETY: plain GL calls on the current context.
     unsafe {
@@ -244,10 +255,23 @@ unsafe fn draw(gl: &Gl, i: u64, size: u32, tex: c_uint) {
         }
         (gl.end)();
         (gl.disable)(GL_BLEND);
-        // A textured quad (the texture was uploaded, and flushed, before the first frame: a
-        // texture updated and sampled in one submission is not restartable, see
-        // BENCHMARKS.md).
+        // A textured quad (the texture was uploaded, and flushed, before the first frame;
+        // with `--upload`, part of it again now).
         (gl.bind_texture)(GL_TEXTURE_2D, tex);
+        if upload {
+            let sub = pattern(8, 8, i);
+            (gl.tex_sub_image_2d)(
+                GL_TEXTURE_2D,
+                0,
+                (i % 4) as c_int * 8,
+                8,
+                8,
+                8,
+                GL_RGBA,
+                GL_UNSIGNED_BYTE,
+                sub.as_ptr() as *const c_void,
+            );
+        }
         (gl.enable)(GL_TEXTURE_2D);
         (gl.color4f)(1.0, 1.0, 1.0, 1.0);
         (gl.begin)(GL_QUADS);
@@ -345,7 +369,7 @@ fn run() -> Result<(), String> {
         let limit = Duration::from_secs_f64(a.seconds);
         let mut i = 0u64;
         while i < a.frames || (a.seconds > 0.0 && start.elapsed() < limit) {
-            draw(&gl, i, a.size, tex);
+            draw(&gl, i, a.size, tex, a.upload);
             if !a.fps {
                 (gl.read_pixels)(
                     0,

@@ -10,56 +10,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{layer_manifest_dir, output_within, private_dir, require_vulkan};
-
-const APPS_HINT: &str =
-    "apt-get install -y xvfb xauth vulkan-tools mesa-utils libgl1-mesa-dri xdotool";
-
-/// An Xvfb server on a display of its own, killed on drop.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Xvfb {
-        let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "640x480x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run Xvfb ({e}); {APPS_HINT}"));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("Xvfb prints its display");
-        let n: u32 = line.trim().parse().expect("a display number");
-        Xvfb {
-            child,
-            display: format!(":{n}"),
-        }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{layer_manifest_dir, output_within, private_dir, require_vulkan, Xvfb, APPS_HINT};
 
 /// What one application run left.
 struct Run {

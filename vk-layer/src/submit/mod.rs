@@ -160,15 +160,21 @@ fn held_submit(
     lost: bool,
 ) -> vk::Result {
     // SAFETY: the application's batches, valid during its call.
-    let owned = unsafe { OwnedSubmit::copy(batches) };
+    let copy = || unsafe { OwnedSubmit::copy(batches) };
     let mut s = dev.sched();
     let busy = !s
         .queues
         .get(&q.handle.as_raw())
         .is_none_or(queue::QueueSched::idle);
-    let blocked = owned
-        .as_ref()
-        .is_some_and(|o| dev.waits_on_held(&s, o.external_waits().map(|w| w.sem)));
+    // The batches are copied only when they may be held (the common case goes down as it is).
+    let mut owned = None;
+    let blocked = !s.binary.is_empty() && {
+        owned = Some(copy());
+        owned.as_ref().is_some_and(|o| {
+            o.as_ref()
+                .is_some_and(|o| dev.waits_on_held(&s, o.external_waits().map(|w| w.sem)))
+        })
+    };
     if decision == Decision::Run && !busy && !blocked {
         drop(s);
         let _objs = lock(&q.objs);
@@ -181,7 +187,7 @@ fn held_submit(
             batches.call_name(),
         );
     }
-    let Some(sub) = owned else {
+    let Some(sub) = owned.unwrap_or_else(copy) else {
         // Cannot be held: wait for the queue's earlier work to go down, then decide now.
         drop(s);
         dev.sched_wait(None, |s| {

@@ -1043,3 +1043,50 @@ impl Spin {
 unsafe impl Send for Spin {}
 // SAFETY: as above.
 unsafe impl Sync for Spin {}
+
+/// What the real-application tests and the zink benchmark need installed.
+pub const APPS_HINT: &str =
+    "apt-get install -y xvfb xauth vulkan-tools mesa-utils libgl1-mesa-dri xdotool";
+
+/// An Xvfb server on a display of its own, killed on drop.
+pub struct Xvfb {
+    child: std::process::Child,
+    pub display: String,
+}
+
+impl Xvfb {
+    pub fn start() -> Xvfb {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "640x480x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run Xvfb ({e}); {APPS_HINT}"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("Xvfb prints its display");
+        let n: u32 = line.trim().parse().expect("a display number");
+        Xvfb {
+            child,
+            display: format!(":{n}"),
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
