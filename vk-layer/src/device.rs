@@ -47,10 +47,36 @@ fn remaining(deadline: Option<Instant>) -> u64 {
     }
 }
 
+/// How long, after a loss, the layer waits for the work below to finish before it treats what
+/// is left as never going to run. Model constant: the kernel cancels a lost context's pending
+/// jobs, which the layer cannot do below the API; work still unfinished this long after the
+/// loss is taken to be blocked in a wait (on a timeline value or an event the lost application
+/// will never signal, possibly from the very thread that is waiting here), where it touches no
+/// memory.
+pub const LOST_DRAIN_GRACE: Duration = Duration::from_secs(5);
+
 /// A wait on a lost device: `VK_ERROR_DEVICE_LOST` once the work below is finished,
-/// `VK_TIMEOUT` if `deadline` passes first.
+/// `VK_TIMEOUT` if `deadline` passes first, `VK_ERROR_DEVICE_LOST` too once
+/// [`LOST_DRAIN_GRACE`] has passed (from then on, at once).
 fn lost_wait(dev: &DeviceState, deadline: Option<Instant>) -> vk::Result {
-    if dev.drained_after_loss(deadline) {
+    if dev.lost_gave_up.load(Ordering::Relaxed) {
+        dev.drained_after_loss(Some(Instant::now()));
+        return vk::Result::ERROR_DEVICE_LOST;
+    }
+    let grace = Instant::now() + LOST_DRAIN_GRACE;
+    let (end, capped) = match deadline {
+        Some(d) if d < grace => (d, false),
+        _ => (grace, true),
+    };
+    if dev.drained_after_loss(Some(end)) {
+        vk::Result::ERROR_DEVICE_LOST
+    } else if capped {
+        eprintln!(
+            "VK_LAYER_AGX_fault: work submitted before the loss still unfinished after {:?}: \
+             taken as blocked for ever",
+            LOST_DRAIN_GRACE
+        );
+        dev.lost_gave_up.store(true, Ordering::Relaxed);
         vk::Result::ERROR_DEVICE_LOST
     } else {
         vk::Result::TIMEOUT
@@ -82,10 +108,13 @@ pub unsafe extern "system" fn destroy_device(
         let Some(dev) = dispatch::remove_device(unsafe { DispatchKey::of(device) }) else {
             return;
         };
-        // The application waited for its work (valid usage); after a loss, the layer makes sure.
-        dev.stop_workers(false);
+        // The application waited for its work (valid usage); after a loss, the layer makes sure
+        // (within the grace: held work blocked for ever is abandoned).
         if dev.lost.is_lost() {
-            dev.drained_after_loss(None);
+            let _ = lost_wait(&dev, None);
+            dev.stop_workers(true);
+        } else {
+            dev.stop_workers(false);
         }
         if let Some(c) = &dev.capture {
             lock(c).destroy(&dev);

@@ -318,6 +318,9 @@ pub struct DeviceState {
     pub shadow: Mutex<Option<crate::shadow::Shadow>>,
     /// `AGX_FAULT_FRAMES`: hashes of the presented images.
     pub capture: Option<Mutex<crate::capture::Capture>>,
+    /// After a loss, the layer stopped waiting for the work below (see
+    /// `device::LOST_DRAIN_GRACE`).
+    pub lost_gave_up: std::sync::atomic::AtomicBool,
     /// This state's own `Arc` (for the queue workers).
     pub me: Weak<DeviceState>,
 }

@@ -92,7 +92,14 @@ impl Keep {
         cbs: false,
         signals: true,
     };
-    /// Signals alone: a submission after the loss (its waits may never be met).
+    /// Waits and command buffers: the run of a held batch, its signals wait for the outcome.
+    pub const RUN: Keep = Keep {
+        waits: true,
+        cbs: true,
+        signals: false,
+    };
+    /// Signals alone: the release of a held batch, or a submission after the loss (whose waits
+    /// may never be met).
     pub const SIGNALS: Keep = Keep {
         waits: false,
         cbs: false,
@@ -267,59 +274,25 @@ impl OwnedSubmit {
             .flat_map(move |(j, b)| b.waits.iter().filter(move |w| !self.internal(j, w)))
     }
 
-    /// Batch `j` alone, for a held run batch by batch: its command buffers and its external
-    /// waits (waits on earlier batches' signals are met by running the batches in order), no
-    /// signal.
-    pub fn batch_run(&self, j: usize) -> OwnedSubmit {
-        let b = &self.batches[j];
-        OwnedSubmit {
-            v2: self.v2,
-            batches: vec![OwnedBatch {
-                waits: b
-                    .waits
-                    .iter()
-                    .filter(|w| !self.internal(j, w))
-                    .copied()
-                    .collect(),
-                signals: Vec::new(),
-                ..b.clone()
-            }],
-        }
-    }
-
-    /// The held signals, for their release: every signal but those of binary semaphores
-    /// (`is_binary`) that a later batch of the submission waits on (the pair cancels out).
-    pub fn release(&self, is_binary: impl Fn(vk::Semaphore) -> bool) -> OwnedSubmit {
-        let consumed = |i: usize, s: &SemOp| {
-            is_binary(s.sem)
-                && self.batches[i + 1..]
-                    .iter()
-                    .any(|b| b.waits.iter().any(|w| w.sem == s.sem))
-        };
-        OwnedSubmit {
-            v2: self.v2,
-            batches: self
-                .batches
-                .iter()
-                .enumerate()
-                .map(|(i, b)| OwnedBatch {
-                    waits: Vec::new(),
-                    cbs: Vec::new(),
-                    signals: b
-                        .signals
-                        .iter()
-                        .filter(|s| !consumed(i, s))
-                        .copied()
-                        .collect(),
-                    ..b.clone()
-                })
-                .collect(),
-        }
-    }
-
     /// The semaphores the batches signal.
     pub fn signals(&self) -> impl Iterator<Item = &SemOp> {
         self.batches.iter().flat_map(|b| b.signals.iter())
+    }
+
+    /// Batch `j` alone.
+    pub fn only(&self, j: usize) -> OwnedSubmit {
+        OwnedSubmit {
+            v2: self.v2,
+            batches: vec![self.batches[j].clone()],
+        }
+    }
+
+    /// Batches `j..` (possibly none).
+    pub fn from(&self, j: usize) -> OwnedSubmit {
+        OwnedSubmit {
+            v2: self.v2,
+            batches: self.batches.get(j..).unwrap_or_default().to_vec(),
+        }
     }
 
     /// Submits the parts in `keep` below (an empty submission, with `fence`, when nothing is

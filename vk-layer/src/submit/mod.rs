@@ -49,25 +49,46 @@ fn guilty_report(dev: &DeviceState, n: u64, decision: Decision) -> Option<FaultR
     FaultReport::from_outcome(&outcome, n)
 }
 
-/// Analyses submission `n` for a neighbour fault (and counts it in the census).
-fn analyse(dev: &DeviceState, sub: Option<&OwnedSubmit>) -> SubmissionVerdict {
-    let mut v = match sub {
+/// Analyses a submission for a neighbour fault, batch by batch (each batch is a job below),
+/// and counts it once in the census (restartable when every batch is).
+fn analyse(dev: &DeviceState, sub: Option<&OwnedSubmit>) -> Vec<SubmissionVerdict> {
+    let mut v: Vec<SubmissionVerdict> = match sub {
         Some(sub) => {
-            let raw: Vec<u64> = sub.command_buffers().iter().map(|c| c.as_raw()).collect();
-            lock(&dev.tracker).analyse_submission(&raw)
+            let t = lock(&dev.tracker);
+            sub.batches
+                .iter()
+                .map(|b| {
+                    let raw: Vec<u64> = b.cbs.iter().map(|c| c.0.as_raw()).collect();
+                    t.analyse_submission(&raw)
+                })
+                .collect()
         }
-        None => SubmissionVerdict {
+        None => vec![SubmissionVerdict {
             extra: vec!["unknown_submit_chain"],
             ..SubmissionVerdict::default()
-        },
+        }],
     };
-    for name in lock(&dev.unseen).iter() {
-        if !v.extra.contains(name) {
-            v.extra.push(name);
+    let unseen = lock(&dev.unseen);
+    for b in &mut v {
+        for name in unseen.iter() {
+            if !b.extra.contains(name) {
+                b.extra.push(name);
+            }
         }
     }
-    stats::analysed(&v.reason_names());
+    stats::analysed(&reason_names(&v));
     v
+}
+
+/// The reasons of all batches, each once.
+fn reason_names(v: &[SubmissionVerdict]) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    for r in v.iter().flat_map(SubmissionVerdict::reason_names) {
+        if !names.contains(&r) {
+            names.push(r);
+        }
+    }
+    names
 }
 
 /// Maps what the driver said about a submission the application sees as accepted.
@@ -215,7 +236,7 @@ fn held_submit(
                 if let Some(mut report) = FaultReport::from_outcome(&killed, n) {
                     report
                         .description
-                        .push_str(&format!(" [{}]", v.reason_names().join("|")));
+                        .push_str(&format!(" [{}]", reason_names(&v).join("|")));
                     dev.set_lost(report);
                 }
                 accepted(r)
@@ -238,13 +259,13 @@ fn held_submit(
         Decision::Run => Job::Plain { sub, fence },
         Decision::Neighbor => {
             drop(s);
-            let verdict = Box::new(analyse(dev, Some(&sub)));
+            let verdicts = analyse(dev, Some(&sub));
             s = dev.sched();
             Job::Neighbor {
                 sub,
                 fence,
                 n,
-                verdict,
+                verdicts,
             }
         }
         _ => {

@@ -66,83 +66,88 @@ fn lose(dev: &DeviceState, outcome: &JobOutcome, n: u64, names: &[&'static str])
     }
 }
 
+/// Runs one held submission (on its queue's worker).
 pub fn run(
     dev: &DeviceState,
     q: &QueueInfo,
     sub: &OwnedSubmit,
     fence: vk::Fence,
     n: u64,
-    verdict: &SubmissionVerdict,
+    verdicts: &[SubmissionVerdict],
 ) {
-    // 1. The job runs (and is stopped half-way: below it runs fully, then is scrambled),
-    // batch by batch: a batch waiting on an earlier one's held signal runs after it.
-    let ran = (0..sub.batches.len()).try_for_each(|j| {
-        let b = sub.batch_run(j);
-        run_and_wait(dev, q, |f| b.submit(dev, q.handle, Keep::ALL, f))
-    });
-    match ran {
-        Err(e) => {
-            let _ = dev.check(
-                if e == vk::Result::ERROR_DEVICE_LOST {
-                    e
-                } else {
-                    vk::Result::ERROR_DEVICE_LOST
-                },
-                "neighbor run",
-            );
+    let mut names = super::reason_names(verdicts);
+    // Replay or lose, as the recovery model decides for the shadow job.
+    let outcome = dev
+        .shadow_outcome(n, ShadowFault::Neighbor, names.is_empty())
+        .unwrap_or(JobOutcome::Killed {
+            guilt: Guilt::Innocent,
+            fault: None,
+        });
+    if !outcome.succeeded() {
+        // Killed (as the kernel kills an innocent job it cannot replay): lost before its
+        // signals go down, which go down alone, as every submission's after a loss.
+        lose(dev, &outcome, n, &names);
+        release(dev, q, &sub.from(0), Keep::SIGNALS, fence);
+        return;
+    }
+    // Batch by batch (each batch is a job below; a later batch may wait, through the host or
+    // another queue, for an earlier one's signal): the batch runs with its signals held (and
+    // is stopped half-way: below it runs fully, then is scrambled), is replayed, and its
+    // signals go down.
+    for (j, verdict) in verdicts.iter().enumerate() {
+        let one = sub.only(j);
+        let fence_j = if j + 1 == verdicts.len() {
+            fence
+        } else {
+            vk::Fence::null()
+        };
+        let ran = run_and_wait(dev, q, |f| one.submit(dev, q.handle, Keep::RUN, f));
+        if ran.is_err() {
+            let _ = dev.check(vk::Result::ERROR_DEVICE_LOST, "neighbor run");
+            release(dev, q, &sub.from(j), Keep::SIGNALS, fence);
+            return;
         }
-        Ok(()) => {
-            // 2. Replay or lose, as the recovery model decides for the shadow job.
-            let mut names = verdict.reason_names();
-            let outcome = dev
-                .shadow_outcome(n, ShadowFault::Neighbor, verdict.restartable())
-                .unwrap_or(JobOutcome::Killed {
+        // What a half-executed job leaves, then the replay. A scramble that cannot be done is
+        // a loss, never a silent replay.
+        let scrambled = match verdict.unresolved {
+            Some(why) => Err(why),
+            None => scramble::scramble(dev, q, &verdict.scramble),
+        };
+        match scrambled {
+            Ok(bytes) => stats::scrambled(bytes),
+            Err(why) => {
+                stats::scramble_failed();
+                names.push(why);
+                let killed = JobOutcome::Killed {
                     guilt: Guilt::Innocent,
                     fault: None,
-                });
-            if outcome.succeeded() {
-                // 3. What a half-executed job leaves, then the replay. A scramble that cannot
-                // be done is a loss, never a silent replay.
-                let scrambled = match verdict.unresolved {
-                    Some(why) => Err(why),
-                    None => scramble::scramble(dev, q, &verdict.scramble),
                 };
-                match scrambled {
-                    Ok(bytes) => {
-                        stats::scrambled(bytes);
-                        // Batch by batch, as they ran.
-                        let replay = sub.batches.iter().try_for_each(|b| {
-                            let cbs: Vec<vk::CommandBuffer> = b.cbs.iter().map(|c| c.0).collect();
-                            run_and_wait(dev, q, |f| submit_cbs(dev, q.handle, &cbs, f))
-                        });
-                        match replay {
-                            Ok(()) => stats::replayed(),
-                            Err(_) => {
-                                let _ = dev.check(vk::Result::ERROR_DEVICE_LOST, "replay");
-                            }
-                        }
-                    }
-                    Err(why) => {
-                        stats::scramble_failed();
-                        names.push(why);
-                        let killed = JobOutcome::Killed {
-                            guilt: Guilt::Innocent,
-                            fault: None,
-                        };
-                        lose(dev, &killed, n, &names);
-                    }
-                }
-            } else {
-                lose(dev, &outcome, n, &names);
+                lose(dev, &killed, n, &names);
+                release(dev, q, &sub.from(j), Keep::SIGNALS, fence);
+                return;
             }
         }
+        let cbs: Vec<vk::CommandBuffer> = one.command_buffers();
+        if run_and_wait(dev, q, |f| submit_cbs(dev, q.handle, &cbs, f)).is_err() {
+            let _ = dev.check(vk::Result::ERROR_DEVICE_LOST, "replay");
+            release(dev, q, &sub.from(j), Keep::SIGNALS, fence);
+            return;
+        }
+        release(dev, q, &one, Keep::SIGNALS, fence_j);
     }
-    // 4. Release the held signals and the fence.
-    let release = sub.release(|s| !dev.is_timeline(s));
+    if verdicts.is_empty() {
+        release(dev, q, &sub.from(0), Keep::SIGNALS, fence);
+    }
+    stats::replayed();
+}
+
+/// Submits the `keep` parts of `part` of a held submission with `fence` (may be null), and
+/// tells the scheduler its signals (and the fence) went down.
+fn release(dev: &DeviceState, q: &QueueInfo, part: &OwnedSubmit, keep: Keep, fence: vk::Fence) {
     let r = {
         let _objs = lock(&q.objs);
-        release.submit(dev, q.handle, Keep::ALL, fence)
+        part.submit(dev, q.handle, keep, fence)
     };
-    dev.released(sub, fence);
+    dev.released(part, fence);
     let _ = dev.check(r, "vkQueueSubmit");
 }

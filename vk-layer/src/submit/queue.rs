@@ -61,7 +61,8 @@ pub enum Job {
         sub: OwnedSubmit,
         fence: vk::Fence,
         n: u64,
-        verdict: Box<SubmissionVerdict>,
+        /// One per batch.
+        verdicts: Vec<SubmissionVerdict>,
     },
 }
 
@@ -468,7 +469,7 @@ fn run(dev: &DeviceState, q: &QueueInfo, job: Job) {
             sub,
             fence,
             n,
-            verdict,
-        } => super::neighbor::run(dev, q, &sub, fence, n, &verdict),
+            verdicts,
+        } => super::neighbor::run(dev, q, &sub, fence, n, &verdicts),
     }
 }
