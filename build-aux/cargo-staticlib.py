@@ -27,6 +27,8 @@ def build(args):
            "--target-dir", args.target_dir]
     if args.profile == "release":
         cmd.append("--release")
+    if args.features:
+        cmd += ["--features", args.features]
     if args.offline:
         cmd.append("--offline")
     if args.locked:
@@ -103,6 +105,8 @@ def main():
     b.add_argument("--profile", choices=["debug", "release"], required=True)
     b.add_argument("--output", required=True)
     b.add_argument("--depfile", required=True)
+    b.add_argument("--features", default="",
+                   help="cargo features of agx-winsys, e.g. sim (meson -Dsim=enabled)")
     b.add_argument("--offline", action="store_true")
     b.add_argument("--locked", action="store_true")
     n = sub.add_parser("native-libs")

@@ -4,13 +4,17 @@
 //! reference, and the pages live until the last one goes (as GEM refcounting does).
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use agx_uapi::dma_buf::*;
+use agx_uapi::ioctl::ioc_type;
 use rustix::io::Errno;
 
 use crate::mem::{Mapping, Memory};
+use crate::sync::fence::{lock, unwrap, Fence};
+use crate::sync::sync_file;
 
 static NEXT_BO_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -25,6 +29,17 @@ pub struct Bo {
     /// The VM a `DRM_ASAHI_GEM_VM_PRIVATE` BO belongs to (global VM id).
     pub vm_private: Option<u64>,
     mem: Memory,
+    /// The reservation object of an exported BO (`dma_resv`): fences userspace imported with
+    /// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE` (the asahi driver adds none itself: it has no BO lists).
+    resv: Mutex<Vec<Reserved>>,
+}
+
+/// One fence of a BO's reservation.
+#[derive(Debug)]
+struct Reserved {
+    fence: Arc<Fence>,
+    /// `DMA_RESV_USAGE_WRITE` (else `READ`).
+    write: bool,
 }
 
 impl Bo {
@@ -35,6 +50,7 @@ impl Bo {
             flags,
             vm_private,
             mem: Memory::new(size)?,
+            resv: Mutex::new(Vec::new()),
         })
     }
 
@@ -48,9 +64,86 @@ impl Bo {
         self.mem.gpu()
     }
 
-    /// A CPU mapping for userspace.
-    pub fn map_cpu(&self, offset: u64, len: usize) -> Result<Mapping, Errno> {
-        self.mem.map_cpu(offset, len)
+    /// A CPU mapping for userspace, anywhere or at `at` (`MAP_FIXED`).
+    pub fn map_cpu(
+        &self,
+        offset: u64,
+        len: usize,
+        at: Option<std::ptr::NonNull<u8>>,
+    ) -> Result<Mapping, Errno> {
+        self.mem.map_cpu(offset, len, at)
+    }
+
+    /// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`: a reader waits for the writers, a writer for
+    /// everyone (`dma_resv_usage_rw`); with nothing to wait for, a signalled stub.
+    fn export_sync_file(&self, arg: &mut dma_buf_export_sync_file) -> Result<(), Errno> {
+        let flags = u64::from(arg.flags);
+        if flags & !DMA_BUF_SYNC_RW != 0 || flags & DMA_BUF_SYNC_RW == 0 {
+            return Err(Errno::INVAL);
+        }
+        let all = flags & DMA_BUF_SYNC_WRITE != 0;
+        let fences: Vec<Arc<Fence>> = {
+            let mut resv = lock(&self.resv);
+            resv.retain(|r| !r.fence.is_signaled());
+            resv.iter()
+                .filter(|r| all || r.write)
+                .map(|r| r.fence.clone())
+                .collect()
+        };
+        let fences = if fences.is_empty() {
+            vec![Fence::signaled()]
+        } else {
+            fences
+        };
+        arg.fd = sync_file::export(fences)?.into_raw_fd();
+        Ok(())
+    }
+
+    /// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE`: the sync_file's fences join the reservation, as
+    /// writers with `DMA_BUF_SYNC_WRITE`, else as readers.
+    fn import_sync_file(&self, arg: &dma_buf_import_sync_file) -> Result<(), Errno> {
+        let flags = u64::from(arg.flags);
+        if flags & !DMA_BUF_SYNC_RW != 0 || flags & DMA_BUF_SYNC_RW == 0 {
+            return Err(Errno::INVAL);
+        }
+        let fence = crate::fdutil::with_raw_fd(arg.fd, sync_file::lookup_fence)?;
+        let write = flags & DMA_BUF_SYNC_WRITE != 0;
+        let mut resv = lock(&self.resv);
+        resv.retain(|r| !r.fence.is_signaled());
+        resv.extend(
+            unwrap(&fence)
+                .into_iter()
+                .map(|fence| Reserved { fence, write }),
+        );
+        Ok(())
+    }
+}
+
+/// The ioctls of an exported dma-buf fd (`dma_buf_ioctl`). `ENOTTY` for other commands and
+/// for fds that are not our dma-bufs.
+pub fn dmabuf_ioctl(fd: BorrowedFd<'_>, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+    if ioc_type(cmd) != DMA_BUF_BASE {
+        return Err(Errno::NOTTY);
+    }
+    let bo = import_dmabuf(fd).map_err(|_| Errno::NOTTY)?;
+    match cmd {
+        DMA_BUF_IOCTL_SYNC => {
+            // CPU access brackets: the simulated GPU shares coherent memory with the CPU, so
+            // there is nothing to flush; only the flags are checked, as Linux does.
+            let a: dma_buf_sync = bytemuck::pod_read_unaligned(arg);
+            if a.flags & !DMA_BUF_SYNC_VALID_FLAGS_MASK != 0 || a.flags & DMA_BUF_SYNC_RW == 0 {
+                return Err(Errno::INVAL);
+            }
+            Ok(())
+        }
+        DMA_BUF_IOCTL_EXPORT_SYNC_FILE => {
+            let mut a: dma_buf_export_sync_file = bytemuck::pod_read_unaligned(arg);
+            bo.export_sync_file(&mut a)?;
+            arg.copy_from_slice(bytemuck::bytes_of(&a));
+            Ok(())
+        }
+        DMA_BUF_IOCTL_IMPORT_SYNC_FILE => bo.import_sync_file(&bytemuck::pod_read_unaligned(arg)),
+        _ => Err(Errno::NOTTY),
     }
 }
 

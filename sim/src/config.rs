@@ -54,6 +54,34 @@ impl RecoveryPolicy {
     }
 }
 
+/// Which control streams the simulated GPU runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StreamMode {
+    /// Every stream is in the simulator's command language; anything else faults `INVALID`.
+    #[default]
+    Sim,
+    /// Streams in the language run as usual; any other command (real AGX VDM/CDM words, as
+    /// Mesa submits) runs as an opaque job (`gpu::opaque`, docs/sim-command-stream.md).
+    Opaque,
+}
+
+impl StreamMode {
+    pub const ALL: [StreamMode; 2] = [StreamMode::Sim, StreamMode::Opaque];
+
+    /// The name used in device specs (`streams=opaque`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamMode::Sim => "sim",
+            StreamMode::Opaque => "opaque",
+        }
+    }
+
+    /// Parses a [`StreamMode::name`].
+    pub fn from_name(name: &str) -> Option<StreamMode> {
+        StreamMode::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
 /// Configuration of one simulated device.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -68,6 +96,8 @@ pub struct SimConfig {
     pub fault_ext: bool,
     /// Virtual GPU time one recovery (stop the world, reset, resume) takes.
     pub recovery_cost_ns: u64,
+    /// Whether commands in a foreign stream language run as opaque jobs.
+    pub streams: StreamMode,
 }
 
 impl Default for SimConfig {
@@ -79,6 +109,7 @@ impl Default for SimConfig {
             soft_faults: false,
             fault_ext: true,
             recovery_cost_ns: 200_000,
+            streams: StreamMode::Sim,
         }
     }
 }

@@ -343,6 +343,16 @@ impl SimFile {
 
     /// Maps `len` bytes of the BO whose fake offset is `offset`, like `mmap(fd, offset)`.
     pub fn mmap(&self, offset: u64, len: usize) -> Result<Mapping, Errno> {
+        self.mmap_at(offset, len, None)
+    }
+
+    /// [`SimFile::mmap`] anywhere, or with `MAP_FIXED` at `at`.
+    pub fn mmap_at(
+        &self,
+        offset: u64,
+        len: usize,
+        at: Option<std::ptr::NonNull<u8>>,
+    ) -> Result<Mapping, Errno> {
         let st = self.shared.lock();
         let f = st.files.get(&self.id).ok_or(Errno::NODEV)?;
         let bo = f
@@ -353,7 +363,7 @@ impl SimFile {
         if len == 0 || len as u64 > bo.size {
             return Err(Errno::INVAL);
         }
-        bo.map_cpu(0, len)
+        bo.map_cpu(0, len, at)
     }
 
     /// The device this file is open on.

@@ -28,14 +28,26 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    fn new(fd: BorrowedFd<'_>, offset: u64, len: usize) -> Result<Mapping, Errno> {
-        // SAFETY: a fresh mapping chosen by the kernel (null hint) aliases no Rust object.
+    fn new(
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+        at: Option<NonNull<u8>>,
+    ) -> Result<Mapping, Errno> {
+        let (hint, fixed) = match at {
+            Some(p) => (p.as_ptr().cast(), MapFlags::FIXED),
+            None => (std::ptr::null_mut(), MapFlags::empty()),
+        };
+        // SAFETY: without `at`, a fresh mapping chosen by the kernel aliases no Rust object.
+        // With `at`, whoever asked for the fixed address (the userspace side of `mmap`, e.g.
+        // `Bo::map_fixed` in the winsys, whose callers promise it) owns that range and keeps
+        // no Rust object in it: `MAP_FIXED` replaces it as it would on a render node.
         let ptr = unsafe {
             mmap(
-                std::ptr::null_mut(),
+                hint,
                 len,
                 ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
+                MapFlags::SHARED | fixed,
                 fd,
                 offset,
             )?
@@ -103,7 +115,7 @@ impl Memory {
         let len = usize::try_from(size).map_err(|_| Errno::NOMEM)?;
         let fd = memfd_create("agx-sim-bo", MemfdFlags::CLOEXEC)?;
         ftruncate(&fd, size)?;
-        let map = Mapping::new(fd.as_fd(), 0, len)?;
+        let map = Mapping::new(fd.as_fd(), 0, len, None)?;
         Ok(Memory { fd, map })
     }
 
@@ -112,9 +124,15 @@ impl Memory {
         &self.map
     }
 
-    /// A new CPU mapping of `len` bytes from byte `offset`, for userspace.
-    pub fn map_cpu(&self, offset: u64, len: usize) -> Result<Mapping, Errno> {
-        Mapping::new(self.fd.as_fd(), offset, len)
+    /// A new CPU mapping of `len` bytes from byte `offset`, for userspace: anywhere, or at
+    /// `at` with `MAP_FIXED`.
+    pub fn map_cpu(
+        &self,
+        offset: u64,
+        len: usize,
+        at: Option<NonNull<u8>>,
+    ) -> Result<Mapping, Errno> {
+        Mapping::new(self.fd.as_fd(), offset, len, at)
     }
 
     /// The memfd, for dma-buf export.
@@ -130,7 +148,7 @@ mod tests {
     #[test]
     fn gpu_and_cpu_mappings_share_pages() {
         let mem = Memory::new(65536).unwrap();
-        let cpu = mem.map_cpu(0, 65536).unwrap();
+        let cpu = mem.map_cpu(0, 65536, None).unwrap();
         mem.gpu().write(100, &[1, 2, 3]);
         let mut out = [0u8; 3];
         cpu.read(100, &mut out);

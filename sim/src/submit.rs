@@ -7,7 +7,7 @@ use agx_uapi::asahi::*;
 use rustix::io::Errno;
 
 use crate::cmdbuf::{self, HwCmd};
-use crate::config::{MAX_ATTACHMENTS, MAX_COMMANDS_PER_SUBMISSION};
+use crate::config::{StreamMode, MAX_ATTACHMENTS, MAX_COMMANDS_PER_SUBMISSION};
 use crate::device::SimFile;
 use crate::gpu::exec::Units;
 use crate::gpu::{Job, ResultSlot, Sub, Submit, TimestampSlot};
@@ -36,6 +36,7 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
     let mut cmdbuf = vec![0u8; a.cmdbuf_size as usize];
     uaccess::copy_from_user(&mut cmdbuf, a.cmdbuf)?;
     let cfg = &file.shared.config;
+    let opaque_streams = cfg.streams == StreamMode::Opaque;
     let cmds = cmdbuf::parse(
         &cmdbuf,
         MAX_COMMANDS_PER_SUBMISSION,
@@ -159,6 +160,7 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
             sub: c.sub,
             stream: c.stream,
             units,
+            opaque: opaque_streams.then(|| Box::new(c.opaque)),
             stamp: q.submitted[s],
             wait_other,
             in_fences: in_fences.clone(),

@@ -65,11 +65,20 @@ T_SIM=$(since)
 # The real kernel, in QEMU.
 rc=0
 "$HERE/run.sh" --out "$OUT" "${RUN_OPTS[@]+"${RUN_OPTS[@]}"}" -- "$BIN" node /dev/dri/renderD128 >/dev/null || rc=$?
-cp "$OUT/transcript.txt" "$OUT/kernel-transcript.txt" 2>/dev/null || true
+# `check:` lines are the guest's own checks (agx_ws_device_open_fd on the test driver's node),
+# not part of the sequence compared with the simulator: they must all say ok.
+grep '^check: ' "$OUT/transcript.txt" >"$OUT/checks.txt" 2>/dev/null || true
+grep -v '^check: ' "$OUT/transcript.txt" >"$OUT/kernel-transcript.txt" 2>/dev/null || true
 T_KERNEL=$(since)
 if [ "$rc" != 0 ]; then
 	log "the kernel run failed (run.sh status $rc; see $OUT/serial.log)"
 	exit "$rc"
+fi
+
+cat "$OUT/checks.txt"
+if ! grep -q '^check: open-fd: ok' "$OUT/checks.txt" || grep -qv '^check: [a-z-]*: ok' "$OUT/checks.txt"; then
+	log "a guest check failed (see $OUT/checks.txt)"
+	exit 1
 fi
 
 crc=0

@@ -42,7 +42,15 @@ fn check(what: &str, got: &[u8], want: u8) -> Result<(), String> {
 fn demo(arg: &DeviceArg) -> Result<(), String> {
     let e = |e: agx_winsys::Error| e.to_string();
     let dev = Device::open(&arg.spec().map_err(e)?).map_err(e)?;
-    println!("device: {} ({:?})", dev.params().gpu_name(), dev.backend());
+    println!(
+        "device: {} ({})",
+        dev.params().gpu_name(),
+        if dev.is_simulated() {
+            "simulated"
+        } else {
+            "render node"
+        }
+    );
     let t0 = dev.gpu_time_ns().map_err(e)?;
     let wall = Instant::now();
     let a = Context::new(&dev, 4 << 20).map_err(e)?;

@@ -1,6 +1,5 @@
 //! `info`: what device this is.
 
-use agx_winsys::kernel::Backend;
 use agx_winsys::Device;
 
 use crate::DeviceArg;
@@ -14,9 +13,10 @@ pub fn run(arg: &DeviceArg) -> u8 {
         }
     };
     let p = dev.params();
-    let backend = match dev.backend() {
-        Backend::Simulated => "simulated (embedded agx-sim)",
-        Backend::RenderNode => "kernel render node",
+    let backend = if dev.is_simulated() {
+        "simulated (agx-sim, asked for by name)"
+    } else {
+        "kernel render node"
     };
     println!("backend:              {backend}");
     println!(

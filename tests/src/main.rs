@@ -29,7 +29,8 @@ struct Cli {
 
 #[derive(Args, Clone, Debug)]
 pub struct DeviceArg {
-    /// Device spec: auto, sim[:options], or a /dev/dri node (default: $AGXWS_DEVICE or auto).
+    /// Device spec: sim[:options], auto (the asahi render node), or a /dev/dri node (default:
+    /// $AGXWS_DEVICE, else sim: this tool asks for the simulated GPU by name).
     #[arg(long)]
     pub device: Option<String>,
 }
@@ -38,7 +39,7 @@ impl DeviceArg {
     pub fn spec(&self) -> Result<DeviceSpec, agx_winsys::Error> {
         match &self.device {
             Some(s) => DeviceSpec::parse(s),
-            None => DeviceSpec::from_env_or(DeviceSpec::Auto),
+            None => DeviceSpec::from_env_or(DeviceSpec::Sim(Default::default())),
         }
     }
 }

@@ -43,7 +43,7 @@ const NEIGHBOR_FAULT_NS: u64 = 10_000;
 impl Shadow {
     pub fn new() -> Result<Shadow> {
         let dev = Device::open(&DeviceSpec::parse("sim:policy=replay,hang-timeout-ms=1")?)?;
-        let peer = Device::open_sim(dev.simulator().expect("a simulated device"))?;
+        let peer = dev.sim_control().expect("a simulated device").open_peer()?;
         let app = Context::new(&dev, 64 * 1024)?;
         Ok(Shadow { dev, app, peer })
     }
@@ -62,7 +62,7 @@ impl Shadow {
         let mut cb = self.app.command_buffer();
         cb.render(desc)?;
         let deadline = Deadline::After(Duration::from_secs(10));
-        let sim = self.dev.simulator().expect("a simulated device");
+        let sim = self.dev.sim_control().expect("a simulated device");
         sim.hold();
         let job = self.app.queue.submit(&cb, &[], &[]);
         let culprit = match (&job, fault) {

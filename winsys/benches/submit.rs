@@ -9,7 +9,8 @@ use agx_uapi::asahi::{drm_asahi_submit, drm_asahi_sync, DRM_ASAHI_SYNC_TIMELINE_
 use agx_winsys::analysis::{ColorAttachment, LoadOp, Region, RenderPass, StoreOp};
 use agx_winsys::cmd::{Attachment, CommandBuffer, JobInfoSlot, RenderDesc};
 use agx_winsys::kit::Context;
-use agx_winsys::{Deadline, Device, DeviceSpec, SimOptions};
+use agx_winsys::sim::SimOptions;
+use agx_winsys::{Deadline, Device, DeviceSpec};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 /// A typical render pass: 8 colour attachments, depth, its access description.

@@ -291,6 +291,36 @@ typedef uint32_t agx_ws_va_class;
 #endif // __cplusplus
 
 /**
+ * Which side of implicit synchronisation a dma-buf sync_file is for (the values of
+ * `DMA_BUF_SYNC_READ` / `DMA_BUF_SYNC_WRITE` / `DMA_BUF_SYNC_RW`).
+ */
+enum agx_ws_dmabuf_access
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Export: the fences a reader waits for (writers). Import: a reader's fence.
+   */
+  AGX_WS_DMABUF_READ = 1,
+  /**
+   * Export: the fences a writer waits for (everyone). Import: a writer's fence.
+   */
+  AGX_WS_DMABUF_WRITE = 2,
+  /**
+   * Both: as `AGX_WS_DMABUF_WRITE`.
+   */
+  AGX_WS_DMABUF_READ_WRITE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum agx_ws_dmabuf_access agx_ws_dmabuf_access;
+#else
+typedef uint32_t agx_ws_dmabuf_access;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * What happens to an attachment's memory at the start of a pass. 0 (the zero-initialised
  * default) is the conservative `LOAD`.
  */
@@ -636,24 +666,29 @@ typedef uint32_t agx_ws_fault_address_type;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+#if defined(AGX_WS_SIM)
 /**
- * What `agx_ws_queue_inject` makes happen.
+ * What `agx_ws_sim_inject` makes happen.
  */
 enum agx_ws_injection
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
+#if defined(AGX_WS_SIM)
   /**
    * The next command to start on the queue faults after `after_ns` of GPU time
    * (`AGX_WS_FAULT_INJECTED`).
    */
   AGX_WS_INJECT_FAULT = 0,
+#endif
+#if defined(AGX_WS_SIM)
   /**
    * The next command to start on the queue hangs after `after_ns` (the watchdog then ends
    * it: `AGX_WS_JOB_TIMED_OUT`).
    */
   AGX_WS_INJECT_HANG = 1,
+#endif
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -662,7 +697,9 @@ typedef enum agx_ws_injection agx_ws_injection;
 typedef uint32_t agx_ws_injection;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * The combining function of `agx_ws_sim_stream_rmw`.
  */
@@ -671,16 +708,24 @@ enum agx_ws_sim_rmw
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
+#if defined(AGX_WS_SIM)
   /**
    * `dst = dst + src` (bytewise, wrapping).
    */
   AGX_WS_SIM_RMW_ADD = 0,
+#endif
+#if defined(AGX_WS_SIM)
   AGX_WS_SIM_RMW_XOR = 1,
+#endif
+#if defined(AGX_WS_SIM)
   /**
    * `dst = (dst + src + 1) / 2`: a blend.
    */
   AGX_WS_SIM_RMW_AVERAGE = 2,
+#endif
+#if defined(AGX_WS_SIM)
   AGX_WS_SIM_RMW_MAX = 3,
+#endif
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -689,6 +734,7 @@ typedef enum agx_ws_sim_rmw agx_ws_sim_rmw;
 typedef uint32_t agx_ws_sim_rmw;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+#endif
 
 /**
  * A GEM buffer object. VM bindings keep the object (and its CPU mapping) alive after the handle
@@ -724,10 +770,12 @@ typedef struct agx_ws_queue agx_ws_queue;
  */
 typedef struct agx_ws_reset_tracker agx_ws_reset_tracker;
 
+#if defined(AGX_WS_SIM)
 /**
  * A command stream of the simulated GPU being built.
  */
 typedef struct agx_ws_sim_stream agx_ws_sim_stream;
+#endif
 
 /**
  * A DRM sync object (binary, or a timeline when used with points).
@@ -1427,12 +1475,16 @@ int agx_ws_cmdbuf_get_reasons(struct agx_ws_cmdbuf *cmdbuf, uint32_t index, uint
 int agx_ws_cmdbuf_get_count(struct agx_ws_cmdbuf *cmdbuf, uint32_t *out_count);
 
 /**
- * Opens a device. `spec` is what `AGXWS_DEVICE` takes: `auto` (the first asahi render node,
- * else a simulated device), `sim[:policy=kill-inflight|replay|continue,replay-limit=N,
- * hang-timeout-ms=N,soft-faults,upstream]`, or a `/dev/dri/renderD*` path. NULL: the value of
+ * Opens a device. `spec` is what `AGXWS_DEVICE` takes: `auto` (the first render node whose
+ * DRM driver is `asahi`: never a simulated device), a `/dev/dri/renderD*` path, or, only in a
+ * library built with the simulator (meson `-Dsim=enabled`), `sim[:policy=kill-inflight|replay|
+ * continue,replay-limit=N,hang-timeout-ms=N,soft-faults,upstream]`. NULL: the value of
  * `AGXWS_DEVICE` if set, else `auto`.
  *
- * Errors: `-EINVAL` bad spec or `out` NULL; `-ENODEV` no such device; kernel errnos.
+ * Errors: `-EINVAL` bad spec (including `sim` in a library without the simulator) or `out`
+ * NULL; `-ENODEV` no such device: for `auto` on a machine without an asahi render node,
+ * `agx_ws_last_error()` says what was looked for and how to ask for the simulator; kernel
+ * errnos.
  *
  * # Safety
  *
@@ -1443,19 +1495,24 @@ int agx_ws_cmdbuf_get_count(struct agx_ws_cmdbuf *cmdbuf, uint32_t *out_count);
 int agx_ws_device_open(const char *spec, struct agx_ws_device **out_device);
 
 /**
- * Opens another file on the same simulated GPU as `device`: what a second process (or a second
- * GL context with its own file) sees. Faults on one file's queues are visible as innocent
- * resets on the other's.
+ * Opens a device on a DRM file the caller already opened (Mesa's screen fd, a physical
+ * device's render node, a dup of a display fd). The library works on its own close-on-exec
+ * duplicate of `fd`: the caller's fd stays open and untouched whatever the outcome (its flags,
+ * offset and file are not changed), and the caller may close it at any time after this call.
+ * Handles the caller created on the same file (GEM, sync objects) are valid on the device
+ * (see `agx_ws_syncobj_wrap`).
  *
- * Errors: `-ENOTSUP` on a real render node; `-EBADF`/`-EINVAL` bad arguments.
+ * Errors: `-EBADF` negative or closed fd; `-ENODEV` not an asahi DRM device (not a DRM file
+ * at all, or another driver; `agx_ws_last_error()` says which); kernel errnos.
  *
  * # Safety
  *
- * `out_device` is NULL or valid for a write.
+ * `fd` is NULL-free: any int is accepted, but a non-negative `fd` must not be closed by
+ * another thread during the call; `out_device` is NULL or valid for a write.
  *
  * Thread safety: thread-safe.
  */
-int agx_ws_device_open_peer(struct agx_ws_device *device, struct agx_ws_device **out_device);
+int agx_ws_device_open_fd(int fd, struct agx_ws_device **out_device);
 
 /**
  * Destroys the handle. The file closes when the last object made from it is destroyed too.
@@ -1617,6 +1674,58 @@ int agx_ws_bo_export(struct agx_ws_bo *bo, int *out_fd);
  * Thread safety: thread-safe.
  */
 int agx_ws_bo_import(struct agx_ws_device *device, int fd, struct agx_ws_bo **out_bo);
+
+/**
+ * Maps the BO for the CPU at `addr` with `MAP_FIXED` (Mesa places some maps itself); from then
+ * on `agx_ws_bo_map` returns this mapping. The range is unmapped when the BO goes, leaving a
+ * hole the caller may reserve again.
+ *
+ * Errors: `-EINVAL` `addr` NULL or not page-aligned; `-EBUSY` the BO is already mapped (a BO
+ * has one CPU mapping); kernel errnos of `mmap`.
+ *
+ * # Safety
+ *
+ * `[addr, addr + size of the BO)` belongs to the caller (typically reserved with a
+ * `PROT_NONE` mapping) and nothing else relies on what is mapped there: it is replaced.
+ * `out_ptr` is NULL or valid for a write.
+ *
+ * Thread safety: thread-safe.
+ */
+int agx_ws_bo_map_fixed(struct agx_ws_bo *bo, void *addr, void **out_ptr);
+
+/**
+ * `DMA_BUF_IOCTL_EXPORT_SYNC_FILE` on a dma-buf of `device` (`dmabuf_fd`, e.g. from
+ * `agx_ws_bo_export` or Mesa's own prime fd): a sync_file of the fences an access
+ * (`access`, an `agx_ws_dmabuf_access`) must wait for. The caller owns the returned fd. With
+ * nothing to wait for, the sync_file is already signalled.
+ *
+ * Errors: `-EINVAL` bad access or `out_fd` NULL; `-EBADF` negative fd; `-ENOTTY` not a
+ * dma-buf; kernel errnos.
+ *
+ * # Safety
+ *
+ * `dmabuf_fd` is open for the duration of the call; `out_fd` is NULL or valid for a write.
+ *
+ * Thread safety: thread-safe.
+ */
+int agx_ws_dmabuf_export_sync_file(struct agx_ws_device *device, int dmabuf_fd, uint32_t access, int *out_fd);
+
+/**
+ * `DMA_BUF_IOCTL_IMPORT_SYNC_FILE` on a dma-buf of `device`: the fences of `sync_file_fd`
+ * (e.g. from `agx_ws_job_export_sync_file`) join the buffer's reservation as a reader's or a
+ * writer's (`access`), so other users of the buffer wait for them. Both fds stay the
+ * caller's.
+ *
+ * Errors: `-EINVAL` bad access or `sync_file_fd` is not a sync_file; `-EBADF` negative fd;
+ * `-ENOTTY` not a dma-buf; kernel errnos.
+ *
+ * # Safety
+ *
+ * Both fds are open for the duration of the call.
+ *
+ * Thread safety: thread-safe.
+ */
+int agx_ws_dmabuf_import_sync_file(struct agx_ws_device *device, int dmabuf_fd, uint32_t access, int sync_file_fd);
 
 /**
  * Creates a queue on `vm` with `priority` (an `agx_ws_priority`).
@@ -1821,6 +1930,24 @@ int agx_ws_reset_tracker_get_status(struct agx_ws_reset_tracker *tracker, uint32
  */
 int agx_ws_reset_tracker_is_lost(struct agx_ws_reset_tracker *tracker, bool *out_lost);
 
+#if defined(AGX_WS_SIM)
+/**
+ * Opens another file on the same simulated GPU as `device`: what a second process (or a second
+ * GL context with its own file) sees. Faults on one file's queues are visible as innocent
+ * resets on the other's.
+ *
+ * Errors: `-ENOTSUP` on a real render node; `-EBADF`/`-EINVAL` bad arguments.
+ *
+ * # Safety
+ *
+ * `out_device` is NULL or valid for a write.
+ *
+ * Thread safety: thread-safe.
+ */
+int agx_ws_sim_open_peer(struct agx_ws_device *device, struct agx_ws_device **out_device);
+#endif
+
+#if defined(AGX_WS_SIM)
 /**
  * Stops the simulated GPU's clock: submitted work queues up but does not run until
  * `agx_ws_sim_release`, so several contexts' work can be put in flight together.
@@ -1832,7 +1959,9 @@ int agx_ws_reset_tracker_is_lost(struct agx_ws_reset_tracker *tracker, bool *out
  * Thread safety: thread-safe (affects every file of the simulated GPU).
  */
 int agx_ws_sim_hold(struct agx_ws_device *device);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Restarts the simulated GPU's clock and runs everything runnable.
  *
@@ -1843,7 +1972,9 @@ int agx_ws_sim_hold(struct agx_ws_device *device);
  * Thread safety: thread-safe.
  */
 int agx_ws_sim_release(struct agx_ws_device *device);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Crashes the simulated firmware: every job in flight ends `AGX_WS_JOB_DEVICE_GONE` and
  * every later ioctl but teardown fails with `-ENODEV`.
@@ -1855,7 +1986,9 @@ int agx_ws_sim_release(struct agx_ws_device *device);
  * Thread safety: thread-safe.
  */
 int agx_ws_sim_crash_firmware(struct agx_ws_device *device);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Makes the next command to start on `queue` fault or hang (`injection`, an
  * `agx_ws_injection`) after `after_ns` of GPU time.
@@ -1866,8 +1999,10 @@ int agx_ws_sim_crash_firmware(struct agx_ws_device *device);
  *
  * Thread safety: thread-safe.
  */
-int agx_ws_queue_inject(struct agx_ws_queue *queue, uint32_t injection, uint64_t after_ns);
+int agx_ws_sim_inject(struct agx_ws_queue *queue, uint32_t injection, uint64_t after_ns);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Creates an empty stream.
  *
@@ -1878,7 +2013,9 @@ int agx_ws_queue_inject(struct agx_ws_queue *queue, uint32_t injection, uint64_t
  * Thread safety: thread-safe.
  */
 int agx_ws_sim_stream_create(struct agx_ws_sim_stream **out_stream);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Destroys the stream.
  *
@@ -1889,7 +2026,9 @@ int agx_ws_sim_stream_create(struct agx_ws_sim_stream **out_stream);
  * Thread safety: thread-safe.
  */
 int agx_ws_sim_stream_destroy(struct agx_ws_sim_stream *stream);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Appends: fill `len` bytes at GPU VA `dst` with the 32-bit `pattern`.
  *
@@ -1900,7 +2039,9 @@ int agx_ws_sim_stream_destroy(struct agx_ws_sim_stream *stream);
  * Thread safety: thread-safe (internally locked); build one stream from one thread.
  */
 int agx_ws_sim_stream_fill(struct agx_ws_sim_stream *stream, uint64_t dst, uint64_t len, uint32_t pattern);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Appends: copy `len` bytes from `src` to `dst`.
  *
@@ -1911,7 +2052,9 @@ int agx_ws_sim_stream_fill(struct agx_ws_sim_stream *stream, uint64_t dst, uint6
  * Thread safety: as `agx_ws_sim_stream_fill`.
  */
 int agx_ws_sim_stream_copy(struct agx_ws_sim_stream *stream, uint64_t dst, uint64_t src, uint64_t len);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Appends: `dst[i] = op(dst[i], src[i])` for `len` bytes (`op` an `agx_ws_sim_rmw`).
  *
@@ -1922,7 +2065,9 @@ int agx_ws_sim_stream_copy(struct agx_ws_sim_stream *stream, uint64_t dst, uint6
  * Thread safety: as `agx_ws_sim_stream_fill`.
  */
 int agx_ws_sim_stream_rmw(struct agx_ws_sim_stream *stream, uint64_t dst, uint64_t src, uint64_t len, uint32_t op);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Appends: 64-bit atomic add of `value` at `addr` (8-byte aligned).
  *
@@ -1933,7 +2078,9 @@ int agx_ws_sim_stream_rmw(struct agx_ws_sim_stream *stream, uint64_t dst, uint64
  * Thread safety: as `agx_ws_sim_stream_fill`.
  */
 int agx_ws_sim_stream_atomic_add(struct agx_ws_sim_stream *stream, uint64_t addr, uint64_t value);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Appends: read `len` bytes at `addr` (faults if unmapped).
  *
@@ -1944,7 +2091,9 @@ int agx_ws_sim_stream_atomic_add(struct agx_ws_sim_stream *stream, uint64_t addr
  * Thread safety: as `agx_ws_sim_stream_fill`.
  */
 int agx_ws_sim_stream_load(struct agx_ws_sim_stream *stream, uint64_t addr, uint64_t len);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Appends: store the 64-bit `value` at `addr` (8-byte aligned; faults if unmapped or
  * read-only).
@@ -1956,7 +2105,9 @@ int agx_ws_sim_stream_load(struct agx_ws_sim_stream *stream, uint64_t addr, uint
  * Thread safety: as `agx_ws_sim_stream_fill`.
  */
 int agx_ws_sim_stream_store(struct agx_ws_sim_stream *stream, uint64_t addr, uint64_t value);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Appends: busy for `ns` of GPU time.
  *
@@ -1967,7 +2118,9 @@ int agx_ws_sim_stream_store(struct agx_ws_sim_stream *stream, uint64_t addr, uin
  * Thread safety: as `agx_ws_sim_stream_fill`.
  */
 int agx_ws_sim_stream_spin(struct agx_ws_sim_stream *stream, uint64_t ns);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Appends: hang (until the watchdog ends the command).
  *
@@ -1978,7 +2131,9 @@ int agx_ws_sim_stream_spin(struct agx_ws_sim_stream *stream, uint64_t ns);
  * Thread safety: as `agx_ws_sim_stream_fill`.
  */
 int agx_ws_sim_stream_hang(struct agx_ws_sim_stream *stream);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * The bytes the stream takes once written (its ops and the END op; 32 bytes each).
  *
@@ -1989,7 +2144,9 @@ int agx_ws_sim_stream_hang(struct agx_ws_sim_stream *stream);
  * Thread safety: thread-safe.
  */
 int agx_ws_sim_stream_get_size(struct agx_ws_sim_stream *stream, uint64_t *out_size);
+#endif
 
+#if defined(AGX_WS_SIM)
 /**
  * Writes the stream followed by an END op to `dst` (e.g. a mapped BO bound readable at the
  * address the command's control stream base names) and sets `*out_size` (may be NULL) to the
@@ -2006,6 +2163,7 @@ int agx_ws_sim_stream_get_size(struct agx_ws_sim_stream *stream, uint64_t *out_s
  * Thread safety: thread-safe.
  */
 int agx_ws_sim_stream_write(struct agx_ws_sim_stream *stream, void *dst, uint64_t capacity, uint64_t *out_size);
+#endif
 
 /**
  * Creates a sync object; `flags`: `AGX_WS_SYNCOBJ_CREATE_SIGNALED`.
@@ -2028,6 +2186,34 @@ int agx_ws_syncobj_create(struct agx_ws_device *device, uint32_t flags, struct a
  * Thread safety: thread-safe.
  */
 int agx_ws_syncobj_destroy(struct agx_ws_syncobj *syncobj);
+
+/**
+ * Wraps a DRM sync object `handle` that the caller created on the same DRM file as `device`
+ * (e.g. Mesa's own syncobjs, on the fd given to `agx_ws_device_open_fd`: handles belong to the
+ * file, so they are valid on the library's duplicate too). The wrapper can be waited, signalled
+ * and used as a job's in/out sync like any `agx_ws_syncobj`; destroying it does **not** destroy
+ * the caller's handle, which must stay alive while the wrapper or jobs use it.
+ *
+ * Errors: `-EINVAL` handle 0 or `out_syncobj` NULL; `-ENOENT` no such sync object on the file.
+ *
+ * # Safety
+ *
+ * `out_syncobj` is NULL or valid for a write.
+ *
+ * Thread safety: thread-safe.
+ */
+int agx_ws_syncobj_wrap(struct agx_ws_device *device, uint32_t handle, struct agx_ws_syncobj **out_syncobj);
+
+/**
+ * The DRM handle of a sync object (one created here, or the caller's for a wrapper).
+ *
+ * # Safety
+ *
+ * `out_handle` is NULL or valid for a write.
+ *
+ * Thread safety: thread-safe.
+ */
+int agx_ws_syncobj_get_handle(struct agx_ws_syncobj *syncobj, uint32_t *out_handle);
 
 /**
  * Signals the binary fence (`point` 0) or timeline point `point`.

@@ -92,13 +92,43 @@ impl Bo {
         if let Some(m) = self.inner.map.get() {
             return Ok(m);
         }
-        let k = self.inner.dev.kernel();
-        let offset = ioctl::gem_mmap_offset(k, self.inner.handle)?;
-        let m = k
-            .map(offset, self.inner.size as usize)
-            .map_err(crate::error::kernel("mmap"))?;
+        let m = self.map_new(None)?;
         // A racing thread may have mapped it first: keep one, drop the other.
         Ok(self.inner.map.get_or_init(|| m))
+    }
+
+    /// Makes the BO's CPU mapping (the one [`Bo::map`] returns from then on) at `addr`, with
+    /// `MAP_FIXED`, as Mesa places some maps. `addr` must be page-aligned. Fails with
+    /// [`Error::AlreadyMapped`] if the BO is mapped already (a BO has one mapping). The range
+    /// is unmapped when the BO goes, leaving a hole the caller may reserve again.
+    ///
+    /// # Safety
+    ///
+    /// `[addr, addr + size)` belongs to the caller (typically a `PROT_NONE` reservation) and
+    /// holds no Rust object or other live mapping anyone relies on: it is replaced.
+    #[allow(unsafe_code)]
+    pub unsafe fn map_fixed(&self, addr: std::ptr::NonNull<u8>) -> Result<&CpuMapping> {
+        if addr.as_ptr() as usize % rustix::param::page_size() != 0 {
+            return Err(Error::InvalidArgument("fixed map address not page-aligned"));
+        }
+        if self.inner.map.get().is_some() {
+            return Err(Error::AlreadyMapped);
+        }
+        let m = self.map_new(Some(addr))?;
+        let mut fresh = Some(m);
+        let kept = self.inner.map.get_or_init(|| fresh.take().expect("once"));
+        if fresh.is_some() {
+            // Lost a race with another map: our fixed mapping is dropped (unmapped) here.
+            return Err(Error::AlreadyMapped);
+        }
+        Ok(kept)
+    }
+
+    fn map_new(&self, at: Option<std::ptr::NonNull<u8>>) -> Result<CpuMapping> {
+        let k = self.inner.dev.kernel();
+        let offset = ioctl::gem_mmap_offset(k, self.inner.handle)?;
+        k.map(offset, self.inner.size as usize, at)
+            .map_err(crate::error::kernel("mmap"))
     }
 
     /// Copies `dst.len()` bytes out from `offset`.
@@ -149,4 +179,48 @@ impl Bo {
         imported.insert(handle, Arc::downgrade(&inner));
         Ok(Bo { inner })
     }
+}
+
+/// Which side of implicit synchronisation a dma-buf sync_file is for
+/// (`DMA_BUF_SYNC_READ`/`WRITE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaBufAccess {
+    /// Reading: wait for the writers; as an import, a reader's fence.
+    Read,
+    /// Writing: wait for readers and writers; as an import, a writer's fence.
+    Write,
+    /// Both (`DMA_BUF_SYNC_RW`): as `Write`.
+    ReadWrite,
+}
+
+impl DmaBufAccess {
+    pub(crate) fn flags(self) -> u32 {
+        use agx_uapi::dma_buf::{DMA_BUF_SYNC_READ, DMA_BUF_SYNC_RW, DMA_BUF_SYNC_WRITE};
+        (match self {
+            DmaBufAccess::Read => DMA_BUF_SYNC_READ,
+            DmaBufAccess::Write => DMA_BUF_SYNC_WRITE,
+            DmaBufAccess::ReadWrite => DMA_BUF_SYNC_RW,
+        }) as u32
+    }
+}
+
+/// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE` on a dma-buf of `dev`: a sync_file of the fences `access`
+/// must wait for (Mesa's implicit sync before using a shared buffer).
+pub fn export_sync_file(
+    dev: &Device,
+    dmabuf: BorrowedFd<'_>,
+    access: DmaBufAccess,
+) -> Result<OwnedFd> {
+    ioctl::dma_buf_export_sync_file(dev.kernel(), dmabuf, access.flags())
+}
+
+/// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE` on a dma-buf of `dev`: `sync_file`'s fences join the
+/// buffer's reservation as `access` (Mesa's implicit sync after a job that used it).
+pub fn import_sync_file(
+    dev: &Device,
+    dmabuf: BorrowedFd<'_>,
+    sync_file: BorrowedFd<'_>,
+    access: DmaBufAccess,
+) -> Result<()> {
+    ioctl::dma_buf_import_sync_file(dev.kernel(), dmabuf, sync_file, access.flags())
 }

@@ -30,6 +30,9 @@ pub enum Error {
     /// No device matches the spec.
     #[error("no device: {0}")]
     NoDevice(String),
+    /// The BO already has its CPU mapping.
+    #[error("the BO is already mapped")]
+    AlreadyMapped,
     /// This backend or kernel does not support the operation.
     #[error("not supported: {0}")]
     Unsupported(&'static str),
@@ -46,6 +49,7 @@ impl Error {
             Error::Timeout => Errno::TIME,
             Error::NoDevice(_) => Errno::NODEV,
             Error::Unsupported(_) => Errno::NOTSUP,
+            Error::AlreadyMapped => Errno::BUSY,
         }
     }
 }

@@ -502,6 +502,46 @@ pub fn sync_file_status(k: &dyn KernelFile, fd: BorrowedFd<'_>) -> Result<i32> {
     Ok(b.status)
 }
 
+/// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE` on a dma-buf: a sync_file of its reservation's fences
+/// that `flags` (`DMA_BUF_SYNC_READ`/`WRITE`) must wait for.
+pub fn dma_buf_export_sync_file(
+    k: &dyn KernelFile,
+    dmabuf: BorrowedFd<'_>,
+    flags: u32,
+) -> Result<OwnedFd> {
+    use agx_uapi::dma_buf::*;
+    let mut a = dma_buf_export_sync_file { flags, fd: -1 };
+    k.fd_ioctl(
+        dmabuf,
+        DMA_BUF_IOCTL_EXPORT_SYNC_FILE,
+        bytemuck::bytes_of_mut(&mut a),
+    )
+    .map_err(kernel("DMA_BUF_IOCTL_EXPORT_SYNC_FILE"))?;
+    Ok(owned_fd(a.fd))
+}
+
+/// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE` on a dma-buf: adds `sync_file`'s fences to its
+/// reservation, as a writer's with `DMA_BUF_SYNC_WRITE`, else as a reader's.
+pub fn dma_buf_import_sync_file(
+    k: &dyn KernelFile,
+    dmabuf: BorrowedFd<'_>,
+    sync_file: BorrowedFd<'_>,
+    flags: u32,
+) -> Result<()> {
+    use agx_uapi::dma_buf::*;
+    use std::os::fd::AsRawFd;
+    let mut a = dma_buf_import_sync_file {
+        flags,
+        fd: sync_file.as_raw_fd(),
+    };
+    k.fd_ioctl(
+        dmabuf,
+        DMA_BUF_IOCTL_IMPORT_SYNC_FILE,
+        bytemuck::bytes_of_mut(&mut a),
+    )
+    .map_err(kernel("DMA_BUF_IOCTL_IMPORT_SYNC_FILE"))
+}
+
 /// Is `e` the errno of a kernel that lacks an ioctl or parameter group?
 pub fn is_unsupported(e: &crate::Error) -> bool {
     matches!(e, crate::Error::Kernel { errno, .. } if *errno == Errno::INVAL || *errno == Errno::NOTTY || *errno == Errno::OPNOTSUPP)

@@ -312,24 +312,6 @@ impl Queue {
         }
     }
 
-    /// Test hook (simulated device): the next command to start on this queue faults or hangs
-    /// after the given GPU time. `Error::Unsupported` on hardware.
-    pub fn inject(&self, injection: agx_sim::Injection) -> Result<()> {
-        self.inner
-            .dev
-            .kernel()
-            .inject(self.inner.id, injection)
-            .map_err(|e| match e {
-                rustix::io::Errno::NOTSUP => {
-                    Error::Unsupported("fault injection needs the simulated device")
-                }
-                errno => Error::Kernel {
-                    call: "inject",
-                    errno,
-                },
-            })
-    }
-
     /// Waits until everything submitted so far is done.
     pub fn wait_idle(&self, deadline: Deadline) -> Result<()> {
         let last = self

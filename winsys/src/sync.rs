@@ -75,16 +75,20 @@ impl WaitFlags {
     }
 }
 
-/// A DRM sync object. Destroyed on drop.
+/// A DRM sync object: one the winsys created (destroyed on drop), or one it wraps.
 #[derive(Debug)]
 pub struct SyncObj {
     dev: Device,
     handle: u32,
+    /// Whether dropping destroys the handle (false for [`SyncObj::wrap`]).
+    owned: bool,
 }
 
 impl Drop for SyncObj {
     fn drop(&mut self) {
-        let _ = ioctl::syncobj_destroy(self.dev.kernel(), self.handle);
+        if self.owned {
+            let _ = ioctl::syncobj_destroy(self.dev.kernel(), self.handle);
+        }
     }
 }
 
@@ -94,7 +98,32 @@ impl SyncObj {
         Ok(SyncObj {
             dev: dev.clone(),
             handle: ioctl::syncobj_create(dev.kernel(), signaled)?,
+            owned: true,
         })
+    }
+
+    /// Wraps a sync object the caller created on the same DRM file (Mesa's own syncobjs, on
+    /// the fd the device was opened with by [`Device::open_fd`]'s duplicate: handles belong to
+    /// the file, not the fd). The handle stays the caller's: dropping the wrapper does not
+    /// destroy it, and the caller must keep it alive while jobs use the wrapper.
+    ///
+    /// The handle is checked (`SYNCOBJ_QUERY`): one that does not exist is `ENOENT`.
+    pub fn wrap(dev: &Device, handle: u32) -> Result<SyncObj> {
+        if handle == 0 {
+            return Err(Error::InvalidArgument("sync object handle 0"));
+        }
+        let obj = SyncObj {
+            dev: dev.clone(),
+            handle,
+            owned: false,
+        };
+        obj.query(false)?;
+        Ok(obj)
+    }
+
+    /// Whether this object destroys its handle when dropped.
+    pub fn is_owned(&self) -> bool {
+        self.owned
     }
 
     pub fn handle(&self) -> u32 {

@@ -69,3 +69,74 @@ fn header_covers_every_exported_function() {
     }
     assert!(count > 50, "only {count} functions found");
 }
+
+/// The names a C compiler sees in the header, with or without `AGX_WS_SIM` (the preprocessor
+/// output's identifiers).
+fn c_names(define_sim: bool) -> std::collections::HashSet<String> {
+    let header = Path::new(env!("CARGO_MANIFEST_DIR")).join("include/agx_winsys.h");
+    let mut cmd = std::process::Command::new(std::env::var("CC").unwrap_or("cc".into()));
+    cmd.args(["-E", "-P", "-x", "c"]).arg(&header);
+    if define_sim {
+        cmd.arg("-DAGX_WS_SIM");
+    }
+    let out = cmd.output().expect("run the C preprocessor (cc -E)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("agx_ws_") || w.starts_with("AGX_WS_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Everything of `src/ffi/sim.rs` (the simulator's C ABI) is in the header only under
+/// `AGX_WS_SIM`, which meson defines for a `-Dsim=enabled` library; the rest is always there.
+#[test]
+fn simulator_entry_points_need_agx_ws_sim() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ffi/sim.rs"))
+            .unwrap();
+    let sim_fns: Vec<&str> = text
+        .split("extern \"C\" fn ")
+        .skip(1)
+        .filter_map(|s| s.split('(').next())
+        .collect();
+    assert!(sim_fns.len() > 10, "{sim_fns:?}");
+    let (with, without) = (c_names(true), c_names(false));
+    for f in &sim_fns {
+        assert!(
+            f.starts_with("agx_ws_sim_"),
+            "{f}: simulator entry points are agx_ws_sim_*"
+        );
+        assert!(with.contains(*f), "{f} missing with AGX_WS_SIM");
+        assert!(!without.contains(*f), "{f} visible without AGX_WS_SIM");
+    }
+    for t in [
+        "agx_ws_sim_stream",
+        "agx_ws_injection",
+        "AGX_WS_INJECT_FAULT",
+    ] {
+        assert!(with.contains(t) && !without.contains(t), "{t}");
+    }
+    // Nothing but the simulator's items depends on the define.
+    let extra: Vec<_> = with
+        .difference(&without)
+        .filter(|n| {
+            !(n.starts_with("agx_ws_sim")
+                || n.starts_with("AGX_WS_SIM")
+                || n.starts_with("AGX_WS_INJECT")
+                || *n == "agx_ws_injection")
+        })
+        .collect();
+    assert!(extra.is_empty(), "only in the simulator build: {extra:?}");
+    for f in [
+        "agx_ws_device_open_fd",
+        "agx_ws_syncobj_wrap",
+        "agx_ws_bo_map_fixed",
+    ] {
+        assert!(without.contains(f), "{f}");
+    }
+}

@@ -7,8 +7,9 @@ use std::cell::Cell;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use agx_winsys::kernel::{Backend, CpuMapping, KernelFile, SimBackend};
+use agx_winsys::kernel::{CpuMapping, KernelFile};
 use agx_winsys::kit::Context;
+use agx_winsys::sim::SimBackend;
 use agx_winsys::{Deadline, Device, JobOutcome};
 use rustix::io::Errno;
 
@@ -56,14 +57,16 @@ impl KernelFile for Kernel {
     fn ioctl(&self, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
         in_kernel(|| self.0.ioctl(cmd, arg))
     }
-    fn map(&self, offset: u64, len: usize) -> Result<CpuMapping, Errno> {
-        in_kernel(|| self.0.map(offset, len))
+    fn map(
+        &self,
+        offset: u64,
+        len: usize,
+        at: Option<std::ptr::NonNull<u8>>,
+    ) -> Result<CpuMapping, Errno> {
+        in_kernel(|| self.0.map(offset, len, at))
     }
     fn fd_ioctl(&self, fd: BorrowedFd<'_>, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
         in_kernel(|| self.0.fd_ioctl(fd, cmd, arg))
-    }
-    fn backend(&self) -> Backend {
-        Backend::Simulated
     }
 }
 

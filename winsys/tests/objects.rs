@@ -9,7 +9,7 @@ use agx_winsys::vm::{VmLayout, PAGE_SIZE, USC_WINDOW};
 use agx_winsys::*;
 
 fn dev() -> Device {
-    Device::open(&DeviceSpec::Sim(SimOptions::default())).unwrap()
+    Device::open(&DeviceSpec::Sim(sim::SimOptions::default())).unwrap()
 }
 
 #[test]
@@ -27,8 +27,8 @@ fn device_parameters_and_features() {
         .expect("the simulator has the extension by default");
     assert_eq!(e.version, 1);
     assert!(e.results && e.queue_state);
-    assert_eq!(d.backend(), kernel::Backend::Simulated);
-    assert!(d.simulator().is_some());
+    assert!(d.is_simulated());
+    assert!(d.sim_control().is_some());
 
     let up = Device::open(&DeviceSpec::parse("sim:upstream").unwrap()).unwrap();
     assert!(up.fault_ext().is_none(), "upstream mode: group 1 refused");
@@ -140,7 +140,7 @@ fn dmabuf_export_import() {
     let same = Bo::import(&d, fd.as_fd()).unwrap();
     assert_eq!(same.handle(), bo.handle());
     // Import into another file of the same simulated GPU.
-    let d2 = Device::open_sim(d.simulator().unwrap()).unwrap();
+    let d2 = d.sim_control().unwrap().open_peer().unwrap();
     let other = Bo::import(&d2, fd.as_fd()).unwrap();
     let mut b = [0u8; 6];
     other.read(0, &mut b).unwrap();

@@ -25,7 +25,7 @@ fn render_and_compute_consume_each_other_across_queues() {
     let dev = sim("sim");
     let a = Context::new(&dev, 1 << 20).unwrap();
     // A second file of the same GPU, as another process would have.
-    let dev2 = Device::open_sim(dev.simulator().unwrap()).unwrap();
+    let dev2 = dev.sim_control().unwrap().open_peer().unwrap();
     let b = Context::new(&dev2, 1 << 20).unwrap();
     let len = 4096;
     let (src, dst) = (a.alloc(len).unwrap(), a.alloc(len).unwrap());
@@ -68,7 +68,7 @@ fn user_syncobj_gates_start() {
     let mut cb = c.command_buffer();
     cb.render(c.clear_pass(v, 64, 0x0909_0909).unwrap())
         .unwrap();
-    dev.simulator().unwrap().hold();
+    dev.sim_control().unwrap().hold();
     let j0 = c
         .queue
         .submit(&cb, &[], &[SyncPoint::timeline(&t, 1)])
@@ -84,7 +84,7 @@ fn user_syncobj_gates_start() {
         .unwrap();
     assert_eq!(j1.poll().unwrap(), None, "gated behind a pending point");
     assert_eq!(other.read(w, 4).unwrap(), vec![0; 4]);
-    dev.simulator().unwrap().release();
+    dev.sim_control().unwrap().release();
     assert_eq!(j0.wait(SEC).unwrap(), JobOutcome::Complete);
     assert_eq!(j1.wait(SEC).unwrap(), JobOutcome::Complete);
     assert_eq!(other.read(w, 4).unwrap(), vec![3; 4]);
@@ -206,9 +206,9 @@ fn guilty_faults_are_reported_with_address() {
 /// victim instead of replaying it loses part of that operation.
 fn collide(spec: &str, restartable_victim: bool) -> (Device, Context, Job, Vec<u8>, Job) {
     let dev = sim(spec);
-    let sim = dev.simulator().unwrap().clone();
+    let sim = dev.sim_control().unwrap().clone();
     let victim = Context::new(&dev, 8 << 20).unwrap();
-    let culprit = Context::new(&Device::open_sim(&sim).unwrap(), 1 << 20).unwrap();
+    let culprit = Context::new(&sim.open_peer().unwrap(), 1 << 20).unwrap();
     let len = 2 << 20;
     let (dst, src) = (victim.alloc(len).unwrap(), victim.alloc(len).unwrap());
     assert_eq!(dst, victim.data.va);
@@ -268,7 +268,7 @@ fn innocent_restartable_work_is_replayed_exactly() {
     assert_eq!(st.reset_count, 1);
     // The recovery lasted until the replayed victim was done again: longer than the
     // stop-the-world cycle itself, by the victim's re-run (64 us of memory traffic).
-    let stats = dev.simulator().unwrap().stats();
+    let stats = dev.sim_control().unwrap().stats();
     assert_eq!((stats.recoveries, stats.recoveries_closed), (1, 1));
     assert!(
         stats.recovery_span_ns >= stats.recovery_ns + 60_000,
@@ -383,7 +383,7 @@ fn upstream_mode_derives_outcomes_from_fence_errors() {
 fn teardown_with_work_in_flight_signals_everything() {
     let dev = sim("sim");
     // With the clock held, submitted work stays pending.
-    dev.simulator().unwrap().hold();
+    dev.sim_control().unwrap().hold();
     let pending = |ctx: &Context| {
         let mut cb = ctx.command_buffer();
         cb.render(ctx.clear_pass(ctx.alloc(64).unwrap(), 64, 7).unwrap())
@@ -396,7 +396,7 @@ fn teardown_with_work_in_flight_signals_everything() {
     drop(c); // drops the queue (and VM): pending work is killed
     assert!(matches!(j.wait(SEC).unwrap(), JobOutcome::Killed { .. }));
     // File close.
-    let d2 = Device::open_sim(dev.simulator().unwrap()).unwrap();
+    let d2 = dev.sim_control().unwrap().open_peer().unwrap();
     let c2 = Context::new(&d2, 1 << 20).unwrap();
     let j2 = pending(&c2);
     let (tl, point) = j2.fence();
@@ -408,8 +408,8 @@ fn teardown_with_work_in_flight_signals_everything() {
         sync::sync_file_status(&dev, std::os::fd::AsFd::as_fd(&fd)).unwrap(),
         FenceStatus::Error(-libc::ECANCELED)
     );
-    dev.simulator().unwrap().release();
-    assert_eq!(dev.simulator().unwrap().pending_commands(), 0);
+    dev.sim_control().unwrap().release();
+    assert_eq!(dev.sim_control().unwrap().pending_commands(), 0);
 }
 
 #[test]
@@ -419,9 +419,9 @@ fn firmware_crash_means_device_gone_everywhere() {
     let mut cb = c.command_buffer();
     cb.render(c.clear_pass(c.alloc(64).unwrap(), 64, 7).unwrap())
         .unwrap();
-    dev.simulator().unwrap().hold();
+    dev.sim_control().unwrap().hold();
     let j = c.queue.submit(&cb, &[], &[]).unwrap();
-    dev.simulator().unwrap().crash_firmware();
+    dev.sim_control().unwrap().crash_firmware();
     assert_eq!(j.wait(SEC).unwrap(), JobOutcome::DeviceGone);
     assert_eq!(Vm::new(&dev).unwrap_err().errno(), rustix::io::Errno::NODEV);
     let e = c.queue.submit(&cb, &[], &[]).unwrap_err();
@@ -464,7 +464,7 @@ fn gl_reset_status_reported_once_and_new_context_works() {
 fn trace_of_a_recovery_is_chrome_json() {
     let (dev, _v, vj, _, _) = collide("sim:policy=replay", true);
     vj.wait(SEC).unwrap();
-    let json = dev.simulator().unwrap().trace_json();
+    let json = dev.sim_control().unwrap().trace_json();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let events = v["traceEvents"].as_array().unwrap();
     for name in [
@@ -490,9 +490,9 @@ fn victim_with_both_subqueues_running_is_killed_once() {
     // Render and compute of one queue in flight together (no barrier between them), both not
     // restartable: killing the first victim bans the queue and ends the second with it.
     let dev = sim("sim:policy=replay");
-    let sim = dev.simulator().unwrap().clone();
+    let sim = dev.sim_control().unwrap().clone();
     let victim = Context::new(&dev, 8 << 20).unwrap();
-    let culprit = Context::new(&Device::open_sim(&sim).unwrap(), 1 << 20).unwrap();
+    let culprit = Context::new(&sim.open_peer().unwrap(), 1 << 20).unwrap();
     let len = 2 << 20;
     let (a, b, src) = (
         victim.alloc(len).unwrap(),
@@ -578,7 +578,7 @@ fn queue_destroyed_while_its_command_is_running() {
     // The clock stopped 10 us into a 2 MiB clear (32 us of GPU time): the command is really
     // running, half done. Destroying its queue kills it; its partial writes stay.
     let dev = sim("sim");
-    let sim = dev.simulator().unwrap().clone();
+    let sim = dev.sim_control().unwrap().clone();
     let c = Context::new(&dev, 4 << 20).unwrap();
     let len = 2 << 20;
     let dst = c.alloc(len).unwrap();

@@ -97,7 +97,7 @@ pub(super) fn build_cmd(
 pub(super) fn execute(sc: &Scenario, policy: RecoveryPolicy) -> Result<Run, String> {
     let e = |e: agx_winsys::Error| e.to_string();
     let dev0 = Device::open(&DeviceSpec::parse(&spec(policy)).map_err(e)?).map_err(e)?;
-    let sim = dev0.simulator().ok_or("no simulator")?.clone();
+    let sim = dev0.sim_control().ok_or("no simulator")?.clone();
     let mut devs = Vec::new();
     let mut ctxs = Vec::new();
     let mut bufs = Vec::new();
@@ -106,7 +106,7 @@ pub(super) fn execute(sc: &Scenario, policy: RecoveryPolicy) -> Result<Run, Stri
         let d = if ci == 0 {
             dev0.clone()
         } else {
-            Device::open_sim(&sim).map_err(e)?
+            sim.open_peer().map_err(e)?
         };
         let ctx = Context::new(&d, len * BUFFERS as u64).map_err(e)?;
         // Mapped now: after a firmware crash GEM_MMAP_OFFSET (a driver ioctl) fails, and

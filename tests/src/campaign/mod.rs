@@ -48,8 +48,9 @@ use agx_winsys::analysis::{
 };
 use agx_winsys::cmd::CommandBuffer;
 use agx_winsys::kit::Context;
+use agx_winsys::sim::Injection;
 use agx_winsys::{
-    Deadline, Device, DeviceSpec, FenceStatus, Guilt, Injection, JobOutcome, SyncObj, SyncPoint,
+    Deadline, Device, DeviceSpec, FenceStatus, Guilt, JobOutcome, SyncObj, SyncPoint,
 };
 
 use crate::CampaignOpts;

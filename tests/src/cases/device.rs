@@ -21,7 +21,7 @@ pub fn cases() -> Vec<Case> {
 
 fn firmware_crash(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let c = cx.ctx(&dev, "a", Role::Innocent)?;
     sim.hold();
     let (cb, _) = clear_cb(&c, 4096, 1)?;
@@ -53,7 +53,7 @@ fn firmware_crash(cx: &mut CaseCtx) -> CaseResult {
 fn crash_enodev_ioctls(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
     let c = cx.ctx(&dev, "a", Role::Innocent)?;
-    dev.simulator().expect("sim").crash_firmware();
+    dev.sim_control().expect("sim").crash_firmware();
     check_eq!(
         Vm::new(&dev).err().map(|e| e.errno()),
         Some(Errno::NODEV),
@@ -77,7 +77,7 @@ fn crash_enodev_ioctls(cx: &mut CaseCtx) -> CaseResult {
 
 fn crash_all_files(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let mut jobs = Vec::new();
     let mut ctxs = Vec::new();
     sim.hold();
@@ -97,7 +97,7 @@ fn crash_all_files(cx: &mut CaseCtx) -> CaseResult {
 
 fn crash_teardown_works(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let d2 = cx.file(&dev)?;
     let c = cx.ctx(&d2, "a", Role::Innocent)?;
     sim.hold();
@@ -123,7 +123,7 @@ fn crash_idle(cx: &mut CaseCtx) -> CaseResult {
     );
     // Reading maps the BO (GEM_MMAP_OFFSET is a driver ioctl: ENODEV after the crash).
     check_eq!(c.read(va, 64)?, vec![1; 64], "memory before the crash");
-    dev.simulator().expect("sim").crash_firmware();
+    dev.sim_control().expect("sim").crash_firmware();
     let e = c.queue.submit(&cb, &[], &[]).err();
     check!(
         e.as_ref().and_then(JobOutcome::from_submit_error) == Some(JobOutcome::DeviceGone),
@@ -137,7 +137,7 @@ fn crash_idle(cx: &mut CaseCtx) -> CaseResult {
 fn crash_after_fault(cx: &mut CaseCtx) -> CaseResult {
     // A guilty fault first, then the crash: the guilty job keeps its guilt, the rest is gone.
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let culprit = cx.ctx(&dev, "culprit", Role::Culprit)?;
     let other = cx.ctx(&cx.file(&dev)?, "other", Role::Innocent)?;
     let cj = culprit_job(cx, &culprit, Fault::UnmappedRead, 0)?;

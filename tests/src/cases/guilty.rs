@@ -2,7 +2,8 @@
 //! kind, unit, access and address; its queue is banned and refuses work with `ECANCELED`.
 
 use agx_sim::stream::{RawOp, StreamBuilder};
-use agx_winsys::{FaultKind, FaultUnit, FenceStatus, Guilt, Injection, JobOutcome};
+use agx_winsys::sim::Injection;
+use agx_winsys::{FaultKind, FaultUnit, FenceStatus, Guilt, JobOutcome};
 
 use super::*;
 use crate::{check, check_eq};
@@ -199,7 +200,7 @@ fn compute_fault_unit(cx: &mut CaseCtx) -> CaseResult {
 
 fn queued_work_cancelled(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let c = cx.ctx(&dev, "culprit", Role::Culprit)?;
     sim.hold();
     let j = culprit_job(cx, &c, Fault::UnmappedRead, 1000)?;

@@ -100,7 +100,7 @@ fn replay_limit(cx: &mut CaseCtx) -> CaseResult {
     // Limit 1: the first recovery replays the victim, the second (while the replay runs)
     // finds the limit reached and kills it.
     let dev = cx.sim("sim:policy=replay,replay-limit=1")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let victim = cx.ctx_sized(&dev, "victim", Role::Innocent, 8 << 20)?;
     let c1 = cx.ctx(&cx.file(&dev)?, "culprit1", Role::Culprit)?;
     let c2 = cx.ctx(&cx.file(&dev)?, "culprit2", Role::Culprit)?;
@@ -172,7 +172,7 @@ fn accumulate_killed(cx: &mut CaseCtx) -> CaseResult {
 
 fn banned_queue_cancels_later(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim:policy=replay")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let victim = cx.ctx_sized(&dev, "victim", Role::Innocent, 8 << 20)?;
     let culprit = cx.ctx(&cx.file(&dev)?, "culprit", Role::Culprit)?;
     let len = COLLIDE_LEN;
@@ -209,7 +209,7 @@ fn victim_of_hang_replayed(cx: &mut CaseCtx) -> CaseResult {
     // The watchdog fires at 1 ms of the hang. The victim starts at 0.95 ms (gated on another
     // context's 0.95 ms job) and runs 0.2 ms, so it is in flight when the hang is ended.
     let dev = cx.sim("sim:policy=replay,hang-timeout-ms=1")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let gate_ctx = cx.ctx(&dev, "gate", Role::Innocent)?;
     let victim = cx.ctx(&dev, "victim", Role::Innocent)?;
     let culprit = cx.ctx(&cx.file(&dev)?, "culprit", Role::Culprit)?;
@@ -258,7 +258,7 @@ fn same_file_other_vm(cx: &mut CaseCtx) -> CaseResult {
     // Guilt is per queue, not per file: a second VM and queue of the culprit's own file that
     // had restartable work in flight is an innocent victim like any other.
     let dev = cx.sim("sim:policy=replay")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let victim = cx.ctx_sized(&dev, "victim", Role::Innocent, 8 << 20)?;
     let culprit = cx.ctx(&dev, "culprit", Role::Culprit)?;
     let len = COLLIDE_LEN;

@@ -27,12 +27,11 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use agx_sim::stream::StreamBuilder;
-use agx_sim::SimDevice;
 use agx_winsys::cmd::CommandBuffer;
 use agx_winsys::kit::Context;
+use agx_winsys::sim::{Injection, SimControl};
 use agx_winsys::{
-    Deadline, Device, DeviceSpec, FaultKind, FenceStatus, Guilt, Injection, Job, JobOutcome,
-    SyncPoint,
+    Deadline, Device, DeviceSpec, FaultKind, FenceStatus, Guilt, Job, JobOutcome, SyncPoint,
 };
 
 /// Bound on every wait a case makes for a job that must end.
@@ -152,7 +151,7 @@ struct MemExpect {
 pub struct CaseCtx {
     /// `--device` of `run`/`run-one`, if given.
     device: Option<String>,
-    sims: Vec<SimDevice>,
+    sims: Vec<Arc<dyn SimControl>>,
     jobs: Mutex<Vec<Tracked>>,
     memory: Vec<MemExpect>,
     allow_corruption: bool,
@@ -170,7 +169,7 @@ impl CaseCtx {
     }
 
     /// The simulated devices the case opened, first first (the trace is the first one's).
-    pub fn simulators(&self) -> &[SimDevice] {
+    pub fn simulators(&self) -> &[Arc<dyn SimControl>] {
         &self.sims
     }
 
@@ -186,7 +185,7 @@ impl CaseCtx {
         }
         let dev = Device::open(&DeviceSpec::parse(spec)?)?;
         let sim = dev
-            .simulator()
+            .sim_control()
             .ok_or_else(|| CaseError::Fail("no simulator behind a sim device".into()))?
             .clone();
         self.sims.push(sim);
@@ -196,9 +195,9 @@ impl CaseCtx {
     /// Another file (another process's view) of the same simulated GPU as `dev`.
     pub fn file(&self, dev: &Device) -> Result<Device, CaseError> {
         let sim = dev
-            .simulator()
+            .sim_control()
             .ok_or_else(|| CaseError::Skip("needs the simulated device".into()))?;
-        Ok(Device::open_sim(sim)?)
+        Ok(sim.open_peer()?)
     }
 
     /// A context (VM, queue, 256 KiB of data) on `dev`.
@@ -470,7 +469,7 @@ pub const COLLIDE_LEN: u64 = 2 << 20;
 
 pub fn collide(cx: &mut CaseCtx, spec: &str, v: Victim, f: Fault) -> Result<Collision, CaseError> {
     let dev = cx.sim(spec)?;
-    let sim = dev.simulator().expect("sim device").clone();
+    let sim = dev.sim_control().expect("sim device").clone();
     let victim = cx.ctx_sized(&dev, "victim", Role::Innocent, 8 << 20)?;
     let culprit = cx.ctx(&cx.file(&dev)?, "culprit", Role::Culprit)?;
     let len = COLLIDE_LEN;
@@ -525,7 +524,7 @@ pub fn is_guilty_of(o: &JobOutcome, f: Fault) -> bool {
 }
 
 /// Whether the trace of `sim` has an event named `name`.
-pub fn trace_has(sim: &SimDevice, name: &str) -> bool {
+pub fn trace_has(sim: &Arc<dyn SimControl>, name: &str) -> bool {
     sim.trace_events().iter().any(|e| e.kind.name() == name)
 }
 

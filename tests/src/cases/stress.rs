@@ -51,7 +51,7 @@ fn slow_draw(
 
 fn many_queues(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim:policy=replay")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let mut ctxs = Vec::new();
     for f in 0..4 {
         let file = cx.file(&dev)?;
@@ -90,7 +90,7 @@ fn many_queues(cx: &mut CaseCtx) -> CaseResult {
 
 fn many_files(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim:policy=kill-inflight")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let mut ctxs = Vec::new();
     for f in 0..16 {
         ctxs.push(cx.ctx_sized(
@@ -181,7 +181,7 @@ fn threads_submit_and_fault(cx: &mut CaseCtx) -> CaseResult {
 
 fn threads_destroy_while_submitting(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim:policy=replay")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let stop = AtomicBool::new(false);
     {
         let cx: &CaseCtx = cx;
@@ -250,7 +250,7 @@ fn threads_destroy_while_submitting(cx: &mut CaseCtx) -> CaseResult {
 
 fn repeated_recoveries(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim:policy=replay,replay-limit=3")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let victim = cx.ctx_sized(&dev, "victim", Role::Innocent, 4 << 20)?;
     for round in 0..30u32 {
         let culprit = cx.ctx(&cx.file(&dev)?, "culprit", Role::Culprit)?;
@@ -303,7 +303,7 @@ fn result_ring_wrap(cx: &mut CaseCtx) -> CaseResult {
 fn simultaneous_culprits(cx: &mut CaseCtx) -> CaseResult {
     // Two culprits fault in the same slice: one recovery, both guilty, the victim replayed.
     let dev = cx.sim("sim:policy=replay")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let victim = cx.ctx(&dev, "victim", Role::Innocent)?;
     let a = cx.ctx(&cx.file(&dev)?, "culprit-a", Role::Culprit)?;
     let b = cx.ctx(&cx.file(&dev)?, "culprit-b", Role::Culprit)?;

@@ -71,7 +71,7 @@ fn empty_command_buffer(cx: &mut CaseCtx) -> CaseResult {
     let e = c.queue.submit(&cb, &[], &[]).err();
     check_eq!(e.map(|e| e.errno()), Some(Errno::INVAL), "submit");
     check_eq!(
-        dev.simulator().expect("sim").stats().submits,
+        dev.sim_control().expect("sim").stats().submits,
         0,
         "nothing reached the kernel"
     );
@@ -119,7 +119,7 @@ fn too_many_attachments(cx: &mut CaseCtx) -> CaseResult {
 
 fn banned_queue_ecanceled(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let c = cx.ctx(&dev, "culprit", Role::Culprit)?;
     wait(&culprit_job(cx, &c, Fault::UnmappedRead, 0)?)?;
     let before = sim.stats().submits;
@@ -166,7 +166,7 @@ fn foreign_syncobj(cx: &mut CaseCtx) -> CaseResult {
         );
     }
     check_eq!(
-        dev.simulator().expect("sim").stats().submits,
+        dev.sim_control().expect("sim").stats().submits,
         0,
         "nothing submitted"
     );
@@ -196,7 +196,7 @@ fn wait_without_fence_einval(cx: &mut CaseCtx) -> CaseResult {
         "timeline point not there"
     );
     check_eq!(
-        dev.simulator().expect("sim").pending_commands(),
+        dev.sim_control().expect("sim").pending_commands(),
         0,
         "nothing queued"
     );
@@ -241,7 +241,7 @@ fn split_long_cmdbuf(cx: &mut CaseCtx) -> CaseResult {
     let want: Vec<u8> = (0..n as u64).flat_map(|i| (i + 1).to_le_bytes()).collect();
     cx.expect_memory(&c, slots, want);
     check!(
-        dev.simulator().expect("sim").stats().submits >= 3,
+        dev.sim_control().expect("sim").stats().submits >= 3,
         "split into several submits"
     );
     cx.finish()
@@ -257,7 +257,7 @@ fn split_fault_midway(cx: &mut CaseCtx) -> CaseResult {
     let cb = long_cb(&c, n, slots, Some(max + 1))?;
     // Held, so every chunk is accepted before the first one runs (see the report: a split
     // submit whose early chunk faults before the later ones are submitted is refused).
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     sim.hold();
     let j = cx.submit(&c, &cb, &[], &[SyncPoint::binary(&s)])?;
     sim.release();
@@ -299,7 +299,7 @@ fn many_submits_in_order(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
     let c = cx.ctx(&dev, "a", Role::Innocent)?;
     let last = c.alloc(8)?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     sim.hold();
     let mut jobs = Vec::new();
     for i in 0..200u64 {

@@ -42,7 +42,7 @@ fn binary_signal_wait(cx: &mut CaseCtx) -> CaseResult {
 
 fn timeline_points(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let c = cx.ctx(&dev, "a", Role::Innocent)?;
     let t = SyncObj::new(&dev, false)?;
     sim.hold();
@@ -110,7 +110,7 @@ fn pending_hides_later_error(cx: &mut CaseCtx) -> CaseResult {
     // the winsys does, as Linux's `sync_file_ioctl_fence_info` takes the minimum status of the
     // unwrapped fences) shows it. Point 1 is a fence of a second, held device.
     let d1 = cx.sim("sim")?;
-    let s1 = d1.simulator().expect("sim").clone();
+    let s1 = d1.sim_control().expect("sim").clone();
     let d2 = cx.sim("sim")?;
     let slow = cx.ctx(&d1, "slow", Role::Innocent)?;
     let culprit = cx.ctx(&d2, "culprit", Role::Culprit)?;
@@ -176,7 +176,7 @@ fn naive_status(fd: &std::os::fd::OwnedFd) -> Result<i32, CaseError> {
 
 fn cross_file_gate(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let d2 = cx.file(&dev)?;
     let a = cx.ctx(&dev, "producer", Role::Innocent)?;
     let b = cx.ctx(&d2, "consumer", Role::Innocent)?;
@@ -202,7 +202,7 @@ fn cross_file_error_visible(cx: &mut CaseCtx) -> CaseResult {
     // own job still runs (the kernel does not cancel dependents); the error is the consumer's
     // to check.
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let d2 = cx.file(&dev)?;
     let a = cx.ctx(&dev, "producer", Role::Culprit)?;
     let b = cx.ctx(&d2, "consumer", Role::Innocent)?;
@@ -235,7 +235,7 @@ fn cross_file_error_visible(cx: &mut CaseCtx) -> CaseResult {
 
 fn wait_timeout_bounded(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let c = cx.ctx(&dev, "a", Role::Innocent)?;
     sim.hold();
     let (cb, _) = clear_cb(&c, 64, 1)?;
@@ -256,7 +256,7 @@ fn wait_timeout_bounded(cx: &mut CaseCtx) -> CaseResult {
 
 fn cancelled_fence_ecanceled(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let c = cx.ctx(&dev, "culprit", Role::Culprit)?;
     let s = SyncObj::new(&dev, false)?;
     sim.hold();
@@ -279,7 +279,7 @@ fn cancelled_fence_ecanceled(cx: &mut CaseCtx) -> CaseResult {
 
 fn device_gone_enodev(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let c = cx.ctx(&dev, "a", Role::Innocent)?;
     let s = SyncObj::new(&dev, false)?;
     sim.hold();
@@ -293,7 +293,7 @@ fn device_gone_enodev(cx: &mut CaseCtx) -> CaseResult {
 
 fn wait_many_any(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let a = cx.ctx(&dev, "a", Role::Innocent)?;
     let s1 = SyncObj::new(&dev, false)?;
     let s2 = SyncObj::new(&dev, true)?;
@@ -322,7 +322,7 @@ fn wait_many_any(cx: &mut CaseCtx) -> CaseResult {
 
 fn gated_by_user_signal(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let a = cx.ctx(&dev, "a", Role::Innocent)?;
     let b = cx.ctx(&dev, "b", Role::Innocent)?;
     let t = SyncObj::new(&dev, false)?;

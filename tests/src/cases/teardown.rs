@@ -1,13 +1,11 @@
 //! `agx.teardown.*`: destroying a queue, a VM or closing the file with work in flight signals
 //! every pending fence with `-ECANCELED` (records `KILLED`), in bounded time.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
 use agx_sim::stream::StreamBuilder;
-use agx_sim::Errno;
-use agx_winsys::kernel::{Backend, CpuMapping, KernelFile, SimBackend};
 use agx_winsys::{sync, FenceStatus, Guilt, JobOutcome, SyncObj, SyncPoint};
 
 use super::*;
@@ -24,32 +22,6 @@ pub fn cases() -> Vec<Case> {
         "agx.teardown.destroy_banned_queue" => destroy_banned_queue,
         "agx.teardown.gated_work_killed" => gated_work_killed,
     ]
-}
-
-/// A file whose kernel object the case keeps a second handle to, so it can issue raw ioctls
-/// (such as `VM_DESTROY` of a VM the winsys still uses) on the same file.
-#[derive(Debug, Clone)]
-struct SharedFile(Arc<SimBackend>);
-
-impl KernelFile for SharedFile {
-    fn ioctl(&self, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
-        self.0.ioctl(cmd, arg)
-    }
-    fn map(&self, offset: u64, len: usize) -> Result<CpuMapping, Errno> {
-        self.0.map(offset, len)
-    }
-    fn fd_ioctl(&self, fd: BorrowedFd<'_>, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
-        self.0.fd_ioctl(fd, cmd, arg)
-    }
-    fn backend(&self) -> Backend {
-        self.0.backend()
-    }
-    fn simulator(&self) -> Option<&agx_sim::SimDevice> {
-        self.0.simulator()
-    }
-    fn inject(&self, queue_id: u32, injection: agx_sim::Injection) -> Result<(), Errno> {
-        self.0.inject(queue_id, injection)
-    }
 }
 
 fn killed_by_teardown(o: &JobOutcome) -> bool {
@@ -95,7 +67,7 @@ fn all_cancelled(dev: &Device, jobs: &[(Arc<Job>, OwnedFd)]) -> CaseResult {
 
 fn queue_destroy_inflight(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let c = cx.ctx(&dev, "torn", Role::Innocent)?;
     sim.hold();
     let jobs = held_jobs(cx, &c, 3)?;
@@ -118,13 +90,12 @@ fn vm_destroy_inflight(cx: &mut CaseCtx) -> CaseResult {
         return Err(CaseError::Skip("needs the simulated device".into()));
     }
     let sim = cx.simulators()[0].clone();
-    let file = Arc::new(SimBackend::open(&sim));
-    let dev = Device::from_kernel(Box::new(SharedFile(file.clone())))?;
+    let dev = sim.open_peer()?;
     let c = cx.ctx(&dev, "vm-torn", Role::Innocent)?;
     sim.hold();
     let jobs = held_jobs(cx, &c, 2)?;
     // VM_DESTROY while the queue on it still exists and has work queued.
-    agx_winsys::ioctl::vm_destroy(&*file, c.vm.id())?;
+    agx_winsys::ioctl::vm_destroy(dev.kernel(), c.vm.id())?;
     check_eq!(sim.pending_commands(), 0, "pending after VM_DESTROY");
     all_cancelled(&dev, &jobs)?;
     sim.release();
@@ -138,7 +109,7 @@ fn vm_destroy_inflight(cx: &mut CaseCtx) -> CaseResult {
 
 fn file_close_inflight(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let d2 = cx.file(&dev)?;
     let c2 = cx.ctx(&d2, "closed", Role::Innocent)?;
     sim.hold();
@@ -168,7 +139,7 @@ fn file_close_inflight(cx: &mut CaseCtx) -> CaseResult {
 
 fn queue_destroy_hung(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim:hang-timeout-ms=1000")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     // An accepted hang (the clock is held, so the watchdog never fires): the queue goes, the
     // job is killed, not timed out.
     let c2 = cx.ctx(&dev, "hung2", Role::Culprit)?;
@@ -202,7 +173,7 @@ fn queue_destroy_after_completion(cx: &mut CaseCtx) -> CaseResult {
 
 fn other_file_untouched(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let keep = cx.ctx(&dev, "kept", Role::Innocent)?;
     let d2 = cx.file(&dev)?;
     let gone = cx.ctx(&d2, "closed", Role::Innocent)?;
@@ -247,7 +218,7 @@ fn destroy_banned_queue(cx: &mut CaseCtx) -> CaseResult {
 fn gated_work_killed(cx: &mut CaseCtx) -> CaseResult {
     // Work gated on a fence of another (held) queue is killed by its own queue's teardown.
     let dev = cx.sim("sim")?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let gate_ctx = cx.ctx(&dev, "gate", Role::Innocent)?;
     let gated = cx.ctx(&dev, "gated", Role::Innocent)?;
     let gate = SyncObj::new(&dev, false)?;

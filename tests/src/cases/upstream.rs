@@ -108,7 +108,7 @@ fn clean_complete(cx: &mut CaseCtx) -> CaseResult {
 
 fn crash_enodev(cx: &mut CaseCtx) -> CaseResult {
     let dev = cx.sim(UP)?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let c = cx.ctx(&dev, "a", Role::Innocent)?;
     sim.hold();
     let (cb, _) = clear_cb(&c, 64, 1)?;
@@ -123,7 +123,7 @@ fn cancelled_behind_culprit(cx: &mut CaseCtx) -> CaseResult {
     // Work queued behind the culprit never ran: its fence carries -ECANCELED, and the job must
     // not be reported complete (its memory was never written).
     let dev = cx.sim(UP)?;
-    let sim = dev.simulator().expect("sim").clone();
+    let sim = dev.sim_control().expect("sim").clone();
     let c = cx.ctx(&dev, "culprit", Role::Culprit)?;
     sim.hold();
     let cj = culprit_job(cx, &c, Fault::UnmappedRead, 0)?;

@@ -19,7 +19,7 @@ pub(super) struct Placed {
 
 /// One simulated GPU with a victim context and a culprit file, reused for every command.
 pub struct Rig {
-    pub(super) sim: agx_sim::SimDevice,
+    pub(super) sim: std::sync::Arc<dyn agx_winsys::sim::SimControl>,
     pub(super) victim: Context,
     /// Each on its own file of the same GPU.
     pub(super) culprits: Vec<Context>,
@@ -42,10 +42,10 @@ pub(super) struct Interrupted {
 impl Rig {
     pub fn new() -> Res<Rig> {
         let dev = Device::open(&DeviceSpec::parse("sim:policy=replay").map_err(e)?).map_err(e)?;
-        let sim = dev.simulator().ok_or("not a simulated device")?.clone();
+        let sim = dev.sim_control().ok_or("not a simulated device")?.clone();
         let victim = Context::new(&dev, ARENA).map_err(e)?;
         let culprits = (0..2)
-            .map(|_| Context::new(&Device::open_sim(&sim).map_err(e)?, 1 << 16).map_err(e))
+            .map(|_| Context::new(&sim.open_peer().map_err(e)?, 1 << 16).map_err(e))
             .collect::<Res<Vec<_>>>()?;
         let recovery_ns = sim.config().recovery_cost_ns;
         Ok(Rig {

@@ -2,10 +2,9 @@
 
 use std::os::raw::{c_char, c_int};
 
-use super::guard::{self, c_str, call, out, output, Fail, Sized32};
+use super::guard::{self, c_str, call, out, output, Sized32};
 use super::handle::{self, lookup};
 use crate::device::{Device, DeviceSpec};
-use crate::kernel::Backend;
 use crate::params::RecoveryPolicy;
 
 /// An open device (one DRM file, or one file of the embedded simulated GPU). Every object made
@@ -93,12 +92,16 @@ pub struct agx_ws_params {
 // SAFETY: repr(C), struct_size first, integers only.
 unsafe impl Sized32 for agx_ws_params {}
 
-/// Opens a device. `spec` is what `AGXWS_DEVICE` takes: `auto` (the first asahi render node,
-/// else a simulated device), `sim[:policy=kill-inflight|replay|continue,replay-limit=N,
-/// hang-timeout-ms=N,soft-faults,upstream]`, or a `/dev/dri/renderD*` path. NULL: the value of
+/// Opens a device. `spec` is what `AGXWS_DEVICE` takes: `auto` (the first render node whose
+/// DRM driver is `asahi`: never a simulated device), a `/dev/dri/renderD*` path, or, only in a
+/// library built with the simulator (meson `-Dsim=enabled`), `sim[:policy=kill-inflight|replay|
+/// continue,replay-limit=N,hang-timeout-ms=N,soft-faults,upstream]`. NULL: the value of
 /// `AGXWS_DEVICE` if set, else `auto`.
 ///
-/// Errors: `-EINVAL` bad spec or `out` NULL; `-ENODEV` no such device; kernel errnos.
+/// Errors: `-EINVAL` bad spec (including `sim` in a library without the simulator) or `out`
+/// NULL; `-ENODEV` no such device: for `auto` on a machine without an asahi render node,
+/// `agx_ws_last_error()` says what was looked for and how to ask for the simulator; kernel
+/// errnos.
 ///
 /// # Safety
 ///
@@ -124,32 +127,34 @@ pub unsafe extern "C" fn agx_ws_device_open(
     })
 }
 
-/// Opens another file on the same simulated GPU as `device`: what a second process (or a second
-/// GL context with its own file) sees. Faults on one file's queues are visible as innocent
-/// resets on the other's.
+/// Opens a device on a DRM file the caller already opened (Mesa's screen fd, a physical
+/// device's render node, a dup of a display fd). The library works on its own close-on-exec
+/// duplicate of `fd`: the caller's fd stays open and untouched whatever the outcome (its flags,
+/// offset and file are not changed), and the caller may close it at any time after this call.
+/// Handles the caller created on the same file (GEM, sync objects) are valid on the device
+/// (see `agx_ws_syncobj_wrap`).
 ///
-/// Errors: `-ENOTSUP` on a real render node; `-EBADF`/`-EINVAL` bad arguments.
+/// Errors: `-EBADF` negative or closed fd; `-ENODEV` not an asahi DRM device (not a DRM file
+/// at all, or another driver; `agx_ws_last_error()` says which); kernel errnos.
 ///
 /// # Safety
 ///
-/// `out_device` is NULL or valid for a write.
+/// `fd` is NULL-free: any int is accepted, but a non-negative `fd` must not be closed by
+/// another thread during the call; `out_device` is NULL or valid for a write.
 ///
 /// Thread safety: thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn agx_ws_device_open_peer(
-    device: *mut agx_ws_device,
+pub unsafe extern "C" fn agx_ws_device_open_fd(
+    fd: c_int,
     out_device: *mut *mut agx_ws_device,
 ) -> c_int {
-    call("agx_ws_device_open_peer", || {
+    call("agx_ws_device_open_fd", || {
         // SAFETY: the caller's contract, forwarded.
         let out_device = unsafe { out(out_device, "out_device") }?;
-        let dev = lookup(device)?;
-        let sim = dev.simulator().ok_or(Fail::new(
-            libc::ENOTSUP,
-            "peer files need the simulated device",
-        ))?;
-        let peer = Device::open_sim(sim)?;
-        out_device.write(handle::register(peer));
+        // SAFETY: not closed during the call (the caller's contract); only borrowed.
+        let fd = unsafe { guard::borrow_fd(fd) }?;
+        let dev = Device::open_fd(fd)?;
+        out_device.write(handle::register(dev));
         Ok(0)
     })
 }
@@ -191,9 +196,10 @@ pub unsafe extern "C" fn agx_ws_device_get_params(
         guard::copy_c_string(&mut gpu_name, &p.gpu_name());
         o.write(agx_ws_params {
             struct_size: size_of::<agx_ws_params>() as u32,
-            backend: match dev.backend() {
-                Backend::RenderNode => agx_ws_backend::AGX_WS_BACKEND_RENDER_NODE as u32,
-                Backend::Simulated => agx_ws_backend::AGX_WS_BACKEND_SIMULATED as u32,
+            backend: if dev.is_simulated() {
+                agx_ws_backend::AGX_WS_BACKEND_SIMULATED as u32
+            } else {
+                agx_ws_backend::AGX_WS_BACKEND_RENDER_NODE as u32
             },
             gpu_generation: p.gpu_generation,
             gpu_variant: p.gpu_variant as u32,
@@ -266,10 +272,4 @@ pub unsafe extern "C" fn agx_ws_device_get_gpu_time(
         out_ns.write(dev.gpu_time_ns()?);
         Ok(0)
     })
-}
-
-/// The simulated device behind a handle, or `-ENOTSUP`.
-pub(crate) fn simulator(dev: &Device) -> Result<&agx_sim::SimDevice, Fail> {
-    dev.simulator()
-        .ok_or(Fail::new(libc::ENOTSUP, "needs the simulated device"))
 }

@@ -292,6 +292,21 @@ pub(crate) fn copy_c_string(dst: &mut [c_char], s: &str) {
     }
 }
 
+/// A C fd, borrowed: negative is `-EBADF`.
+///
+/// # Safety
+///
+/// A non-negative `fd` is open for `'a`.
+pub(crate) unsafe fn borrow_fd<'a>(
+    fd: std::os::raw::c_int,
+) -> FfiResult<std::os::fd::BorrowedFd<'a>> {
+    if fd < 0 {
+        return Err(Fail::new(libc::EBADF, "negative fd"));
+    }
+    // SAFETY: open for 'a (the caller's contract); only borrowed.
+    Ok(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

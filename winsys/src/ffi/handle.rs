@@ -24,13 +24,13 @@ pub(crate) trait Handle: Sized {
 }
 
 macro_rules! handles {
-    ($($c:ty => $variant:ident($target:ty), $name:literal;)*) => {
+    ($($(#[$m:meta])* $c:ty => $variant:ident($target:ty), $name:literal;)*) => {
         /// One live object of any kind.
         pub(crate) enum Object {
-            $($variant(Arc<$target>),)*
+            $($(#[$m])* $variant(Arc<$target>),)*
         }
 
-        $(impl Handle for $c {
+        $($(#[$m])* impl Handle for $c {
             type Target = $target;
             const NAME: &'static str = $name;
             fn wrap(obj: Arc<$target>) -> Object {
@@ -57,6 +57,7 @@ handles! {
     super::cmd::agx_ws_cmdbuf => CmdBuf(super::cmd::CmdBufObj), "command buffer";
     super::reset::agx_ws_reset_tracker => ResetTracker(crate::ResetTracker), "reset tracker";
     super::vulkan::agx_ws_vk_device => VkDevice(super::vulkan::VkDeviceObj), "Vulkan device state";
+    #[cfg(feature = "sim")]
     super::sim::agx_ws_sim_stream => SimStream(super::sim::StreamObj), "simulator stream";
 }
 

@@ -1,11 +1,13 @@
 //! GPU VMs and buffer objects: create, CPU-map, bind with permissions, unbind, dma-buf.
 
-use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::os::fd::IntoRawFd;
 use std::os::raw::{c_int, c_void};
+use std::ptr::NonNull;
 
 use super::device::agx_ws_device;
-use super::guard::{call, einval, out, FfiResult};
+use super::guard::{borrow_fd, call, einval, out, FfiResult};
 use super::handle::{self, lookup, lookup_opt};
+use crate::bo::DmaBufAccess;
 use crate::vm::{Access, VaClass};
 use crate::{Bo, BoFlags, Vm};
 
@@ -27,6 +29,27 @@ pub const AGX_WS_ACCESS_WRITE: u32 = 1 << 1;
 
 /// `agx_ws_bo_create` flag: CPU mapping write-back (cached) instead of write-combined.
 pub const AGX_WS_BO_WRITEBACK: u32 = 1 << 0;
+
+/// Which side of implicit synchronisation a dma-buf sync_file is for (the values of
+/// `DMA_BUF_SYNC_READ` / `DMA_BUF_SYNC_WRITE` / `DMA_BUF_SYNC_RW`).
+#[repr(u32)]
+pub enum agx_ws_dmabuf_access {
+    /// Export: the fences a reader waits for (writers). Import: a reader's fence.
+    AGX_WS_DMABUF_READ = 1,
+    /// Export: the fences a writer waits for (everyone). Import: a writer's fence.
+    AGX_WS_DMABUF_WRITE = 2,
+    /// Both: as `AGX_WS_DMABUF_WRITE`.
+    AGX_WS_DMABUF_READ_WRITE = 3,
+}
+
+fn dmabuf_access(v: u32) -> FfiResult<DmaBufAccess> {
+    Ok(match v {
+        1 => DmaBufAccess::Read,
+        2 => DmaBufAccess::Write,
+        3 => DmaBufAccess::ReadWrite,
+        _ => return Err(einval("access is not an agx_ws_dmabuf_access")),
+    })
+}
 
 /// Which VA window `agx_ws_vm_bind` allocates from.
 #[repr(u32)]
@@ -280,14 +303,108 @@ pub unsafe extern "C" fn agx_ws_bo_import(
         // SAFETY: the caller's contract, forwarded.
         let out_bo = unsafe { out(out_bo, "out_bo") }?;
         let dev = lookup(device)?;
-        if fd < 0 {
-            return Err(super::guard::Fail::new(libc::EBADF, "negative fd"));
-        }
-        // SAFETY: the caller guarantees fd is open for the duration of the call; it is only
-        // borrowed.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        // SAFETY: the caller guarantees fd is open for the duration of the call.
+        let fd = unsafe { borrow_fd(fd) }?;
         let bo = Bo::import(&dev, fd)?;
         out_bo.write(handle::register(bo));
+        Ok(0)
+    })
+}
+
+/// Maps the BO for the CPU at `addr` with `MAP_FIXED` (Mesa places some maps itself); from then
+/// on `agx_ws_bo_map` returns this mapping. The range is unmapped when the BO goes, leaving a
+/// hole the caller may reserve again.
+///
+/// Errors: `-EINVAL` `addr` NULL or not page-aligned; `-EBUSY` the BO is already mapped (a BO
+/// has one CPU mapping); kernel errnos of `mmap`.
+///
+/// # Safety
+///
+/// `[addr, addr + size of the BO)` belongs to the caller (typically reserved with a
+/// `PROT_NONE` mapping) and nothing else relies on what is mapped there: it is replaced.
+/// `out_ptr` is NULL or valid for a write.
+///
+/// Thread safety: thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn agx_ws_bo_map_fixed(
+    bo: *mut agx_ws_bo,
+    addr: *mut c_void,
+    out_ptr: *mut *mut c_void,
+) -> c_int {
+    call("agx_ws_bo_map_fixed", || {
+        // SAFETY: the caller's contract, forwarded.
+        let out_ptr = unsafe { out(out_ptr, "out_ptr") }?;
+        let addr = NonNull::new(addr.cast::<u8>()).ok_or(einval("addr is NULL"))?;
+        let bo = lookup(bo)?;
+        // SAFETY: the caller owns the range and relies on nothing in it (this function's
+        // contract), which is what `Bo::map_fixed` asks.
+        let m = unsafe { bo.map_fixed(addr) }?;
+        out_ptr.write(m.as_ptr().cast());
+        Ok(0)
+    })
+}
+
+/// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE` on a dma-buf of `device` (`dmabuf_fd`, e.g. from
+/// `agx_ws_bo_export` or Mesa's own prime fd): a sync_file of the fences an access
+/// (`access`, an `agx_ws_dmabuf_access`) must wait for. The caller owns the returned fd. With
+/// nothing to wait for, the sync_file is already signalled.
+///
+/// Errors: `-EINVAL` bad access or `out_fd` NULL; `-EBADF` negative fd; `-ENOTTY` not a
+/// dma-buf; kernel errnos.
+///
+/// # Safety
+///
+/// `dmabuf_fd` is open for the duration of the call; `out_fd` is NULL or valid for a write.
+///
+/// Thread safety: thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn agx_ws_dmabuf_export_sync_file(
+    device: *mut agx_ws_device,
+    dmabuf_fd: c_int,
+    access: u32,
+    out_fd: *mut c_int,
+) -> c_int {
+    call("agx_ws_dmabuf_export_sync_file", || {
+        // SAFETY: the caller's contract, forwarded.
+        let out_fd = unsafe { out(out_fd, "out_fd") }?;
+        let dev = lookup(device)?;
+        let access = dmabuf_access(access)?;
+        // SAFETY: open for the call (the caller's contract).
+        let dmabuf = unsafe { borrow_fd(dmabuf_fd) }?;
+        let fd = crate::bo::export_sync_file(&dev, dmabuf, access)?;
+        out_fd.write(fd.into_raw_fd());
+        Ok(0)
+    })
+}
+
+/// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE` on a dma-buf of `device`: the fences of `sync_file_fd`
+/// (e.g. from `agx_ws_job_export_sync_file`) join the buffer's reservation as a reader's or a
+/// writer's (`access`), so other users of the buffer wait for them. Both fds stay the
+/// caller's.
+///
+/// Errors: `-EINVAL` bad access or `sync_file_fd` is not a sync_file; `-EBADF` negative fd;
+/// `-ENOTTY` not a dma-buf; kernel errnos.
+///
+/// # Safety
+///
+/// Both fds are open for the duration of the call.
+///
+/// Thread safety: thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn agx_ws_dmabuf_import_sync_file(
+    device: *mut agx_ws_device,
+    dmabuf_fd: c_int,
+    access: u32,
+    sync_file_fd: c_int,
+) -> c_int {
+    call("agx_ws_dmabuf_import_sync_file", || {
+        let dev = lookup(device)?;
+        let access = dmabuf_access(access)?;
+        // SAFETY: open for the call (the caller's contract).
+        let dmabuf = unsafe { borrow_fd(dmabuf_fd) }?;
+        // SAFETY: open for the call (the caller's contract).
+        let sync_file = unsafe { borrow_fd(sync_file_fd) }?;
+        crate::bo::import_sync_file(&dev, dmabuf, sync_file, access)?;
         Ok(0)
     })
 }

@@ -26,6 +26,7 @@ mod handle;
 pub mod memory;
 pub mod queue;
 pub mod reset;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod sync;
 pub mod vulkan;

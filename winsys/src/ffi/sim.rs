@@ -1,19 +1,21 @@
-//! Test-only control of the simulated device: holding its clock, fault injection, a firmware
-//! crash, and a builder for the simulator's command streams (`docs/sim-command-stream.md`), so
-//! C tests can make the simulated GPU do real work and real faults. Every function is
-//! `-ENOTSUP` on a real render node (streams are plain memory and work anywhere, but only the
-//! simulator executes them).
+//! Test-only control of the simulated device (cargo feature `sim`, meson `-Dsim=enabled`;
+//! absent from the library and the header otherwise): another file on the same GPU, holding its
+//! clock, fault injection, a firmware crash, and a builder for the simulator's command streams
+//! (`docs/sim-command-stream.md`), so C tests can make the simulated GPU do real work and real
+//! faults. Every device function is `-ENOTSUP` on a device not opened as a simulated one
+//! (streams are plain memory and work anywhere, but only the simulator executes them).
 
 use std::os::raw::{c_int, c_void};
 use std::sync::Mutex;
 
 use agx_sim::stream::{RmwFn, StreamBuilder};
 
-use super::device::{agx_ws_device, simulator};
+use super::device::agx_ws_device;
 use super::guard::{call, einval, out, Fail};
 use super::handle::{self, lookup};
 use super::queue::agx_ws_queue;
-use crate::Injection;
+use crate::sim::{Injection, SimControl};
+use crate::Device;
 
 /// A command stream of the simulated GPU being built.
 pub struct agx_ws_sim_stream {
@@ -22,7 +24,7 @@ pub struct agx_ws_sim_stream {
 
 pub(crate) type StreamObj = Mutex<StreamBuilder>;
 
-/// What `agx_ws_queue_inject` makes happen.
+/// What `agx_ws_sim_inject` makes happen.
 #[repr(u32)]
 pub enum agx_ws_injection {
     /// The next command to start on the queue faults after `after_ns` of GPU time
@@ -44,6 +46,32 @@ pub enum agx_ws_sim_rmw {
     AGX_WS_SIM_RMW_MAX = 3,
 }
 
+/// Opens another file on the same simulated GPU as `device`: what a second process (or a second
+/// GL context with its own file) sees. Faults on one file's queues are visible as innocent
+/// resets on the other's.
+///
+/// Errors: `-ENOTSUP` on a real render node; `-EBADF`/`-EINVAL` bad arguments.
+///
+/// # Safety
+///
+/// `out_device` is NULL or valid for a write.
+///
+/// Thread safety: thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn agx_ws_sim_open_peer(
+    device: *mut agx_ws_device,
+    out_device: *mut *mut agx_ws_device,
+) -> c_int {
+    call("agx_ws_sim_open_peer", || {
+        // SAFETY: the caller's contract, forwarded.
+        let out_device = unsafe { out(out_device, "out_device") }?;
+        let dev = lookup(device)?;
+        let peer = sim_control(&dev)?.open_peer()?;
+        out_device.write(handle::register(peer));
+        Ok(0)
+    })
+}
+
 /// Stops the simulated GPU's clock: submitted work queues up but does not run until
 /// `agx_ws_sim_release`, so several contexts' work can be put in flight together.
 ///
@@ -56,7 +84,7 @@ pub enum agx_ws_sim_rmw {
 pub unsafe extern "C" fn agx_ws_sim_hold(device: *mut agx_ws_device) -> c_int {
     call("agx_ws_sim_hold", || {
         let dev = lookup(device)?;
-        simulator(&dev)?.hold();
+        sim_control(&dev)?.hold();
         Ok(0)
     })
 }
@@ -72,7 +100,7 @@ pub unsafe extern "C" fn agx_ws_sim_hold(device: *mut agx_ws_device) -> c_int {
 pub unsafe extern "C" fn agx_ws_sim_release(device: *mut agx_ws_device) -> c_int {
     call("agx_ws_sim_release", || {
         let dev = lookup(device)?;
-        simulator(&dev)?.release();
+        sim_control(&dev)?.release();
         Ok(0)
     })
 }
@@ -89,7 +117,7 @@ pub unsafe extern "C" fn agx_ws_sim_release(device: *mut agx_ws_device) -> c_int
 pub unsafe extern "C" fn agx_ws_sim_crash_firmware(device: *mut agx_ws_device) -> c_int {
     call("agx_ws_sim_crash_firmware", || {
         let dev = lookup(device)?;
-        simulator(&dev)?.crash_firmware();
+        sim_control(&dev)?.crash_firmware();
         Ok(0)
     })
 }
@@ -103,12 +131,12 @@ pub unsafe extern "C" fn agx_ws_sim_crash_firmware(device: *mut agx_ws_device) -
 ///
 /// Thread safety: thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn agx_ws_queue_inject(
+pub unsafe extern "C" fn agx_ws_sim_inject(
     queue: *mut agx_ws_queue,
     injection: u32,
     after_ns: u64,
 ) -> c_int {
-    call("agx_ws_queue_inject", || {
+    call("agx_ws_sim_inject", || {
         let q = lookup(queue)?;
         let inj = match injection {
             0 => Injection::Fault { after_ns },
@@ -387,4 +415,10 @@ pub unsafe extern "C" fn agx_ws_sim_stream_write(
         }
         Ok(0)
     })
+}
+
+/// The test controls of a device opened as a simulated one, or `-ENOTSUP`.
+fn sim_control(dev: &Device) -> Result<&std::sync::Arc<dyn SimControl>, Fail> {
+    dev.sim_control()
+        .ok_or(Fail::new(libc::ENOTSUP, "needs the simulated device"))
 }

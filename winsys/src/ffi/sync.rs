@@ -1,13 +1,13 @@
 //! DRM sync objects: binary and timeline, waits with timeouts, sync_file export and import, and
 //! the fence status (with its error) that `SYNCOBJ_WAIT` hides.
 
-use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
+use std::os::fd::{AsFd, IntoRawFd};
 use std::os::raw::c_int;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::device::agx_ws_device;
-use super::guard::{call, einval, out, slice, Fail, FfiResult};
+use super::guard::{borrow_fd, call, einval, out, slice, FfiResult};
 use super::handle::{self, lookup};
 use crate::sync::{self as ws_sync, Deadline, FenceStatus, WaitFlags};
 use crate::SyncObj;
@@ -74,19 +74,6 @@ fn status_code(s: FenceStatus) -> i32 {
     }
 }
 
-/// A C fd, borrowed.
-///
-/// # Safety
-///
-/// A non-negative `fd` is open for `'a`.
-unsafe fn borrow_fd<'a>(fd: c_int) -> FfiResult<BorrowedFd<'a>> {
-    if fd < 0 {
-        return Err(Fail::new(libc::EBADF, "negative fd"));
-    }
-    // SAFETY: open for 'a (caller); only borrowed.
-    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
-}
-
 /// Creates a sync object; `flags`: `AGX_WS_SYNCOBJ_CREATE_SIGNALED`.
 ///
 /// # Safety
@@ -123,6 +110,55 @@ pub unsafe extern "C" fn agx_ws_syncobj_create(
 #[no_mangle]
 pub unsafe extern "C" fn agx_ws_syncobj_destroy(syncobj: *mut agx_ws_syncobj) -> c_int {
     call("agx_ws_syncobj_destroy", || handle::destroy(syncobj))
+}
+
+/// Wraps a DRM sync object `handle` that the caller created on the same DRM file as `device`
+/// (e.g. Mesa's own syncobjs, on the fd given to `agx_ws_device_open_fd`: handles belong to the
+/// file, so they are valid on the library's duplicate too). The wrapper can be waited, signalled
+/// and used as a job's in/out sync like any `agx_ws_syncobj`; destroying it does **not** destroy
+/// the caller's handle, which must stay alive while the wrapper or jobs use it.
+///
+/// Errors: `-EINVAL` handle 0 or `out_syncobj` NULL; `-ENOENT` no such sync object on the file.
+///
+/// # Safety
+///
+/// `out_syncobj` is NULL or valid for a write.
+///
+/// Thread safety: thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn agx_ws_syncobj_wrap(
+    device: *mut agx_ws_device,
+    handle: u32,
+    out_syncobj: *mut *mut agx_ws_syncobj,
+) -> c_int {
+    call("agx_ws_syncobj_wrap", || {
+        // SAFETY: the caller's contract, forwarded.
+        let out_syncobj = unsafe { out(out_syncobj, "out_syncobj") }?;
+        let dev = lookup(device)?;
+        let s = SyncObj::wrap(&dev, handle)?;
+        out_syncobj.write(handle::register(s));
+        Ok(0)
+    })
+}
+
+/// The DRM handle of a sync object (one created here, or the caller's for a wrapper).
+///
+/// # Safety
+///
+/// `out_handle` is NULL or valid for a write.
+///
+/// Thread safety: thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn agx_ws_syncobj_get_handle(
+    syncobj: *mut agx_ws_syncobj,
+    out_handle: *mut u32,
+) -> c_int {
+    call("agx_ws_syncobj_get_handle", || {
+        // SAFETY: the caller's contract, forwarded.
+        let out_handle = unsafe { out(out_handle, "out_handle") }?;
+        out_handle.write(lookup(syncobj)?.handle());
+        Ok(0)
+    })
 }
 
 /// Signals the binary fence (`point` 0) or timeline point `point`.

@@ -9,9 +9,9 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 
-use super::{Backend, CpuMapping, KernelFile, MappingImpl};
+use super::{CpuMapping, KernelFile, MappedRange};
 
-/// An open DRM render node.
+/// An open DRM render node (or any DRM file: a primary node works too).
 #[derive(Debug)]
 pub struct RenderNode {
     fd: OwnedFd,
@@ -26,6 +26,14 @@ impl RenderNode {
             fd,
             path: path.to_owned(),
         })
+    }
+
+    /// Uses a DRM file the caller opened: the node owns a close-on-exec duplicate, so the
+    /// caller's fd stays open, with its flags and file offset untouched, whatever happens here.
+    pub fn dup(fd: BorrowedFd<'_>) -> Result<RenderNode, Errno> {
+        let fd = rustix::io::fcntl_dupfd_cloexec(fd, 3)?;
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd()).into();
+        Ok(RenderNode { fd, path })
     }
 
     /// The DRM driver name (`DRM_IOCTL_VERSION`), through drm-ffi.
@@ -72,30 +80,30 @@ impl KernelFile for RenderNode {
         raw_ioctl(self.fd.as_fd(), cmd, arg)
     }
 
-    fn map(&self, offset: u64, len: usize) -> Result<CpuMapping, Errno> {
-        // SAFETY: a fresh shared mapping at a kernel-chosen address aliases no Rust object.
+    fn map(&self, offset: u64, len: usize, at: Option<NonNull<u8>>) -> Result<CpuMapping, Errno> {
+        let (hint, fixed) = match at {
+            Some(p) => (p.as_ptr().cast(), MapFlags::FIXED),
+            None => (std::ptr::null_mut(), MapFlags::empty()),
+        };
+        // SAFETY: without `at`, a fresh mapping at a kernel-chosen address aliases no Rust
+        // object. With `at`, the caller of `Bo::map_fixed` promised (its `# Safety`) that the
+        // range is theirs to replace and holds no Rust object.
         let ptr = unsafe {
             rustix::mm::mmap(
-                std::ptr::null_mut(),
+                hint,
                 len,
                 ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
+                MapFlags::SHARED | fixed,
                 self.fd.as_fd(),
                 offset,
             )?
         };
         let ptr = NonNull::new(ptr.cast()).ok_or(Errno::NOMEM)?;
-        Ok(CpuMapping {
-            inner: MappingImpl::Node(NodeMapping { ptr, len }),
-        })
+        Ok(CpuMapping::new(Box::new(NodeMapping { ptr, len })))
     }
 
     fn fd_ioctl(&self, fd: BorrowedFd<'_>, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
         raw_ioctl(fd, cmd, arg)
-    }
-
-    fn backend(&self) -> Backend {
-        Backend::RenderNode
     }
 }
 
@@ -114,16 +122,16 @@ unsafe impl Send for NodeMapping {}
 // SAFETY: accessed only by raw copies; concurrent GPU/CPU access is inherent to BO memory.
 unsafe impl Sync for NodeMapping {}
 
-impl NodeMapping {
-    pub fn as_ptr(&self) -> *mut u8 {
+impl MappedRange for NodeMapping {
+    fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.len
     }
 
-    pub fn read(&self, offset: usize, dst: &mut [u8]) {
+    fn read(&self, offset: usize, dst: &mut [u8]) {
         assert!(offset + dst.len() <= self.len);
         // SAFETY: in bounds (asserted) of the live mapping; `dst` is a separate buffer.
         unsafe {
@@ -135,7 +143,7 @@ impl NodeMapping {
         }
     }
 
-    pub fn write(&self, offset: usize, src: &[u8]) {
+    fn write(&self, offset: usize, src: &[u8]) {
         assert!(offset + src.len() <= self.len);
         // SAFETY: in bounds (asserted) of the live mapping; `src` is a separate buffer.
         unsafe {

@@ -113,7 +113,7 @@ main(void)
    agx_ws_bo *bo = NULL;
    FAILS(-EINVAL, agx_ws_bo_create(dev, 0, 0, NULL, &bo));
    FAILS(-EINVAL, agx_ws_bo_create(dev, 4096, 1u << 5, NULL, &bo));
-   FAILS(-EINVAL, agx_ws_queue_inject(c.queue, 5, 0));
+   FAILS(-EINVAL, agx_ws_sim_inject(c.queue, 5, 0));
    agx_ws_reset_tracker *t;
    OK(agx_ws_reset_tracker_create(&t));
    FAILS(-EINVAL, agx_ws_reset_tracker_observe(t, 4));

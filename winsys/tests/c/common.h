@@ -104,6 +104,8 @@ ctx_cpu(struct ctx *c, uint64_t va)
    return c->data_map + (va - c->data_va);
 }
 
+#ifdef AGX_WS_SIM /* the helpers below drive the simulated GPU's command language */
+
 /* Writes the stream into code memory (and destroys it); returns its GPU VA and size. */
 static inline uint64_t
 ctx_stream(struct ctx *c, agx_ws_sim_stream *s, uint64_t *size)
@@ -209,5 +211,7 @@ all_bytes(const uint8_t *p, uint64_t len, uint8_t v)
          return 0;
    return 1;
 }
+
+#endif /* AGX_WS_SIM */
 
 #endif

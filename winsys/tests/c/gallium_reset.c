@@ -75,7 +75,7 @@ main(void)
 {
    agx_ws_device *dev, *peer;
    OK(agx_ws_device_open("sim:policy=kill-inflight", &dev));
-   OK(agx_ws_device_open_peer(dev, &peer));
+   OK(agx_ws_sim_open_peer(dev, &peer));
 
    struct agx_ws_params p = {.struct_size = sizeof(p)};
    OK(agx_ws_device_get_params(dev, &p));
@@ -94,7 +94,7 @@ main(void)
    OK(agx_ws_sim_hold(dev));
    uint64_t big = ctx_alloc(&a.c, 2 << 20);
    agx_ws_job *victim = submit_clear(&a.c, big, 2 << 20, 0x40404040);
-   OK(agx_ws_queue_inject(b.c.queue, AGX_WS_INJECT_FAULT, 10000));
+   OK(agx_ws_sim_inject(b.c.queue, AGX_WS_INJECT_FAULT, 10000));
    agx_ws_job *culprit =
       submit_clear_after(&b.c, ctx_alloc(&b.c, 4096), 4096, 0x07070707, 100000);
    OK(agx_ws_sim_release(dev));

@@ -288,7 +288,7 @@ test_hang(void)
    OK(agx_ws_device_open("sim:hang-timeout-ms=1", &dev));
    struct ctx c;
    ctx_init(&c, dev, 1 << 20);
-   OK(agx_ws_queue_inject(c.queue, AGX_WS_INJECT_HANG, 1000));
+   OK(agx_ws_sim_inject(c.queue, AGX_WS_INJECT_HANG, 1000));
    agx_ws_job *j = submit_clear_after(&c, ctx_alloc(&c, 64), 64, 1, 100000);
    struct agx_ws_job_outcome o = wait_job(j);
    CHECK(o.status == AGX_WS_JOB_TIMED_OUT && o.guilt == AGX_WS_GUILT_GUILTY);

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use agx_sim::{SimConfig, SimDevice};
 use agx_uapi::ioctl::{iow, iowr};
-use agx_winsys::kernel::{KernelFile, RenderNode, SimBackend};
+use agx_winsys::kernel::{KernelFile, RenderNode};
+use agx_winsys::sim::SimBackend;
 use bytemuck::{Pod, Zeroable};
 use rustix::io::Errno;
 
