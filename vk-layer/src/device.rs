@@ -25,6 +25,7 @@ use crate::dispatch::{
     self, fill_out_array, guard, lock, next, slice, DeviceRef, DeviceState, DispatchKey,
 };
 use crate::stats;
+use crate::submit::queue::SLICE;
 use crate::submit::{self, queue::QueueInfo, Batches};
 
 /// # Safety
@@ -59,6 +60,10 @@ pub const LOST_DRAIN_GRACE: Duration = Duration::from_secs(5);
 /// `VK_TIMEOUT` if `deadline` passes first, `VK_ERROR_DEVICE_LOST` too once
 /// [`LOST_DRAIN_GRACE`] has passed (from then on, at once).
 fn lost_wait(dev: &DeviceState, deadline: Option<Instant>) -> vk::Result {
+    // Waits that started before the loss leave the driver within a slice (`sliced_wait`).
+    if let Some(at) = *lock(&dev.lost_at) {
+        std::thread::sleep((at + SLICE).saturating_duration_since(Instant::now()));
+    }
     if dev.lost_gave_up.load(Ordering::Relaxed) {
         dev.drained_after_loss(Some(Instant::now()));
         return vk::Result::ERROR_DEVICE_LOST;
@@ -80,6 +85,33 @@ fn lost_wait(dev: &DeviceState, deadline: Option<Instant>) -> vk::Result {
         vk::Result::ERROR_DEVICE_LOST
     } else {
         vk::Result::TIMEOUT
+    }
+}
+
+/// A wait below in slices of [`SLICE`], so that no thread stays inside the driver's wait on
+/// the application's objects once the device is lost (the application may destroy them as soon
+/// as a wait returns `VK_ERROR_DEVICE_LOST`; `lost_wait` returns no earlier than one slice after
+/// the loss). `wait(ns)` is the driver's wait with a timeout.
+fn sliced_wait(
+    dev: &DeviceState,
+    end: Option<Instant>,
+    call: &str,
+    mut wait: impl FnMut(u64) -> vk::Result,
+) -> vk::Result {
+    loop {
+        let left = remaining(end);
+        let r = wait(left.min(SLICE.as_nanos() as u64));
+        if r == vk::Result::TIMEOUT && left > SLICE.as_nanos() as u64 {
+            if dev.lost.is_lost() {
+                return lost_wait(dev, end);
+            }
+            continue;
+        }
+        let r = dev.check(r, call);
+        if r == vk::Result::ERROR_DEVICE_LOST {
+            return lost_wait(dev, end);
+        }
+        return r;
     }
 }
 
@@ -361,12 +393,10 @@ pub unsafe extern "system" fn wait_for_fences(
                     return vk::Result::TIMEOUT;
                 }
             }
-            let r = next!(dev, wait_for_fences)(device, count, fences, wait_all, remaining(end));
-            let r = dev.check(r, "vkWaitForFences");
-            if r == vk::Result::ERROR_DEVICE_LOST {
-                return lost_wait(&dev, end);
-            }
-            r
+            let f = next!(dev, wait_for_fences);
+            sliced_wait(&dev, end, "vkWaitForFences", |ns| {
+                f(device, count, fences, wait_all, ns)
+            })
         }
     })
 }
@@ -455,12 +485,8 @@ pub unsafe extern "system" fn wait_semaphores(
                 return lost_wait(&dev, end);
             }
             // Timeline values signalled by held submissions are simply not reached yet below.
-            let r = next!(dev, wait_semaphores)(device, info, timeout);
-            let r = dev.check(r, "vkWaitSemaphores");
-            if r == vk::Result::ERROR_DEVICE_LOST {
-                return lost_wait(&dev, end);
-            }
-            r
+            let f = next!(dev, wait_semaphores);
+            sliced_wait(&dev, end, "vkWaitSemaphores", |ns| f(device, info, ns))
         }
     })
 }
@@ -490,10 +516,28 @@ pub unsafe extern "system" fn get_query_pool_results(
                 }
                 return lost_status(&dev, vk::Result::NOT_READY);
             }
-            let r = next!(dev, get_query_pool_results)(
-                device, pool, first, count, size, data, stride, flags,
-            );
-            dev.check(r, "vkGetQueryPoolResults")
+            let f = next!(dev, get_query_pool_results);
+            if !flags.contains(vk::QueryResultFlags::WAIT) {
+                let r = f(device, pool, first, count, size, data, stride, flags);
+                return dev.check(r, "vkGetQueryPoolResults");
+            }
+            // WAIT has no timeout below: poll, so a loss (whose killed work never writes its
+            // queries) ends the wait.
+            let poll = flags & !vk::QueryResultFlags::WAIT;
+            loop {
+                let r = f(device, pool, first, count, size, data, stride, poll);
+                if r != vk::Result::NOT_READY {
+                    let r = dev.check(r, "vkGetQueryPoolResults");
+                    if r == vk::Result::ERROR_DEVICE_LOST {
+                        return lost_wait(&dev, None);
+                    }
+                    return r;
+                }
+                if dev.lost.is_lost() {
+                    return lost_wait(&dev, None);
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
         }
     })
 }

@@ -321,6 +321,8 @@ pub struct DeviceState {
     /// After a loss, the layer stopped waiting for the work below (see
     /// `device::LOST_DRAIN_GRACE`).
     pub lost_gave_up: std::sync::atomic::AtomicBool,
+    /// When the device became lost.
+    pub lost_at: Mutex<Option<std::time::Instant>>,
     /// This state's own `Arc` (for the queue workers).
     pub me: Weak<DeviceState>,
 }
@@ -359,6 +361,7 @@ impl DeviceState {
     pub fn set_lost(&self, report: FaultReport) {
         let description = report.description.clone();
         if self.lost.set_lost(report) {
+            *lock(&self.lost_at) = Some(std::time::Instant::now());
             // Once, as Mesa's vk_device_set_lost does.
             eprintln!("VK_LAYER_AGX_fault: device lost: {description}");
             stats::device_lost();

@@ -404,6 +404,7 @@ pub unsafe extern "system" fn create_device(
                     shadow: Mutex::new(None),
                     capture: crate::capture::Capture::from_env().map(Mutex::new),
                     lost_gave_up: Default::default(),
+                    lost_at: Default::default(),
                     me: Default::default(),
                 },
             );
