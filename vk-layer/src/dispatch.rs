@@ -343,7 +343,7 @@ impl DeviceState {
                 Err(e) => eprintln!("VK_LAYER_AGX_fault: no shadow GPU: {e}"),
             }
         }
-        match shadow.as_ref()?.run(n, fault, restartable) {
+        match shadow.as_mut()?.run(n, fault, restartable) {
             Ok(o) => Some(o),
             Err(e) => {
                 eprintln!("VK_LAYER_AGX_fault: shadow job {n} failed: {e}");

@@ -26,12 +26,14 @@ run() {
     local env=()
     [ "$zink" = zink ] && env=(MESA_LOADER_DRIVER_OVERRIDE=zink LIBGL_ALWAYS_SOFTWARE=1)
     rm -f "$tmp/stats.json"
+    local presser=
     if [ "$secs" -gt 0 ]; then
         (sleep "$secs"; xdotool search --name "$name" key Escape >/dev/null 2>&1 || true) &
+        presser=$!
     fi
     local rc=0
     env "${env[@]}" AGX_FAULT_STATS="$tmp/stats.json" timeout 120 "$@" >/dev/null 2>"$tmp/err" || rc=$?
-    wait
+    [ -z "$presser" ] || wait "$presser"
     printf '%-34s exit %-3s %s\n' "$name $*" "$rc" "$(cat "$tmp/stats.json" 2>/dev/null || echo '(no stats)')" |
         sed "s|$PWD/||"
 }
