@@ -1,8 +1,6 @@
 //! Tracking hooks for objects: memory, bindings, views, render passes, pipelines, shader
 //! modules and descriptor sets.
 
-use std::collections::HashMap;
-
 use ash::vk;
 use ash::vk::Handle;
 
@@ -485,17 +483,18 @@ pub unsafe extern "system" fn update_descriptor_sets(
                 apply_writes(set, std::slice::from_ref(w));
             }
             for c in slice(copies, nc) {
-                let src: HashMap<(u32, u32), _> = match t.objects.sets.get(&c.src_set.as_raw()) {
-                    Some(s) if !s.unknown => s.slots.clone(),
-                    _ => {
-                        t.objects
-                            .sets
-                            .entry(c.dst_set.as_raw())
-                            .or_default()
-                            .unknown = true;
-                        continue;
-                    }
-                };
+                let src: crate::track::Map<(u32, u32), _> =
+                    match t.objects.sets.get(&c.src_set.as_raw()) {
+                        Some(s) if !s.unknown => s.slots.clone(),
+                        _ => {
+                            t.objects
+                                .sets
+                                .entry(c.dst_set.as_raw())
+                                .or_default()
+                                .unknown = true;
+                            continue;
+                        }
+                    };
                 let dst = t.objects.sets.entry(c.dst_set.as_raw()).or_default();
                 for k in 0..c.descriptor_count {
                     let from = (c.src_binding, c.src_array_element + k);

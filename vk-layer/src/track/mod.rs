@@ -50,6 +50,35 @@ pub enum Space {
     Image(u64),
 }
 
+/// A hash map keyed by Vulkan handles (or small integers): a multiply-shift hash instead of
+/// SipHash (keys are not attacker-chosen; every tracked command looks some up).
+pub type Map<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The hasher of [`Map`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // The high bits of a multiplicative hash are the well-mixed ones.
+        self.0.rotate_left(26)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0 ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
 /// A range in a [`Space`].
 pub type Reg = Region<Space>;
 
@@ -84,7 +113,7 @@ impl Weaken {
 #[derive(Debug, Default)]
 pub struct Tracker {
     pub objects: Objects,
-    pub cbs: std::collections::HashMap<u64, CmdRecord>,
+    pub cbs: Map<u64, CmdRecord>,
     pub weaken: Weaken,
 }
 

@@ -2,11 +2,9 @@
 //! swapchain images, views, render passes, framebuffers, pipelines, descriptor sets and update
 //! templates.
 
-use std::collections::HashMap;
-
 use agx_winsys::analysis::{LoadOp, Region, StoreOp};
 
-use super::{Reg, Space, WHOLE_SIZE};
+use super::{Map, Reg, Space, WHOLE_SIZE};
 use crate::spirv::ShaderEffects;
 
 /// A `VkDeviceMemory`.
@@ -149,7 +147,7 @@ pub enum DescRes {
 /// A `VkDescriptorSet`, or the push descriptors of one set number of a command buffer.
 #[derive(Clone, Debug, Default)]
 pub struct DescSet {
-    pub slots: HashMap<(u32, u32), (DescKind, DescRes)>,
+    pub slots: Map<(u32, u32), (DescKind, DescRes)>,
     /// Updated in a way the tracker does not follow.
     pub unknown: bool,
 }
@@ -187,22 +185,22 @@ pub struct Template {
 /// Every tracked object of a device.
 #[derive(Debug, Default)]
 pub struct Objects {
-    pub memories: HashMap<u64, Memory>,
-    pub buffers: HashMap<u64, Buffer>,
-    pub images: HashMap<u64, Option<Binding>>,
-    pub swap_images: HashMap<u64, SwapImage>,
+    pub memories: Map<u64, Memory>,
+    pub buffers: Map<u64, Buffer>,
+    pub images: Map<u64, Option<Binding>>,
+    pub swap_images: Map<u64, SwapImage>,
     /// Swapchain -> its images.
-    pub swapchains: HashMap<u64, Vec<u64>>,
+    pub swapchains: Map<u64, Vec<u64>>,
     /// Swapchain -> what its images are like.
-    pub swap_templates: HashMap<u64, SwapImage>,
-    pub views: HashMap<u64, u64>,
-    pub buffer_views: HashMap<u64, (u64, u64, u64)>,
-    pub render_passes: HashMap<u64, RenderPassDesc>,
-    pub framebuffers: HashMap<u64, Vec<u64>>,
-    pub shaders: HashMap<u64, ShaderEffects>,
-    pub pipelines: HashMap<u64, Pipeline>,
-    pub sets: HashMap<u64, DescSet>,
-    pub templates: HashMap<u64, Template>,
+    pub swap_templates: Map<u64, SwapImage>,
+    pub views: Map<u64, u64>,
+    pub buffer_views: Map<u64, (u64, u64, u64)>,
+    pub render_passes: Map<u64, RenderPassDesc>,
+    pub framebuffers: Map<u64, Vec<u64>>,
+    pub shaders: Map<u64, ShaderEffects>,
+    pub pipelines: Map<u64, Pipeline>,
+    pub sets: Map<u64, DescSet>,
+    pub templates: Map<u64, Template>,
 }
 
 impl Objects {
