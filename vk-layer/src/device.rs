@@ -312,6 +312,15 @@ pub unsafe extern "system" fn queue_wait_idle(queue: vk::Queue) -> vk::Result {
             if dev.lost.is_lost() {
                 return lost_wait(&dev, None);
             }
+            if dev.model.is_idle() {
+                // No plan: nothing of the layer's on the queue.
+                let r = next!(dev, queue_wait_idle)(queue);
+                let r = dev.check(r, "vkQueueWaitIdle");
+                if r == vk::Result::ERROR_DEVICE_LOST {
+                    return lost_wait(&dev, None);
+                }
+                return r;
+            }
             drain_queue(&dev, queue);
             let r = match dev.queue(queue) {
                 Some(q) => match dev.queue_fence_wait(&q, None) {
@@ -338,6 +347,16 @@ pub unsafe extern "system" fn device_wait_idle(device: vk::Device) -> vk::Result
         };
         if dev.lost.is_lost() {
             return lost_wait(&dev, None);
+        }
+        if dev.model.is_idle() {
+            // No plan: nothing of the layer's on the queues.
+            // SAFETY: valid usage.
+            let r = unsafe { next!(dev, device_wait_idle)(device) };
+            let r = dev.check(r, "vkDeviceWaitIdle");
+            if r == vk::Result::ERROR_DEVICE_LOST {
+                return lost_wait(&dev, None);
+            }
+            return r;
         }
         if dev.track {
             dev.sched_wait(None, submit::queue::Sched::all_idle);
