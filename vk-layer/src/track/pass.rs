@@ -190,8 +190,9 @@ impl PassRec {
         pass
     }
 
-    /// Applies one draw.
-    pub fn draw(&mut self, fx: &DrawFx) {
+    /// Applies one draw (its shader accesses too when `with_shader`: a repeated draw's are
+    /// already there).
+    pub fn draw(&mut self, fx: &DrawFx, with_shader: bool) {
         let locs = self
             .locations
             .get(self.subpass)
@@ -205,7 +206,9 @@ impl PassRec {
         }
         self.depth_written |= fx.depth_write || fx.unknown;
         self.unknown |= fx.unknown;
-        self.shader.extend(fx.shader.iter().copied());
+        if with_shader {
+            self.shader.extend(fx.shader.iter().copied());
+        }
     }
 
     /// Adds the later part of a suspended pass (same attachments, by the rules of suspend and

@@ -44,7 +44,7 @@ pub struct CmdRecord {
     sets: [Vec<Option<SetRef>>; 2],
     vertex: Vec<Option<(u64, u64)>>,
     index: Option<(u64, u64)>,
-    pass: Option<PassRec>,
+    pub(super) pass: Option<PassRec>,
     /// Draws of a secondary command buffer continuing a render pass.
     pending_draws: Vec<DrawFx>,
     continues_pass: bool,
@@ -54,9 +54,27 @@ pub struct CmdRecord {
     pub resumed_head: Option<(PassRec, u32)>,
     /// A pass resumed here and suspended again.
     pub resumed_tail: Option<PassRec>,
+    /// What a draw with the current graphics state does (and whether it was indexed), until a
+    /// binding changes: most draws of a pass share it.
+    gfx_cache: Option<(bool, DrawFx)>,
+    /// The pass (by generation) whose shader accesses already hold `gfx_cache`'s.
+    gfx_applied: Option<u64>,
+    /// The shader accesses of a dispatch with the current compute state.
+    compute_cache: Option<Option<Vec<(ShaderAccessKind, Reg)>>>,
+    /// Counts the passes begun (for `gfx_applied`).
+    pass_gen: u64,
 }
 
 impl CmdRecord {
+    /// A binding of bind point `bp` changed.
+    fn dirty(&mut self, bp: usize) {
+        if bp == GRAPHICS {
+            self.gfx_cache = None;
+        } else {
+            self.compute_cache = None;
+        }
+    }
+
     fn add_reach(&mut self, r: Reach) {
         if !self.reach.contains(&r) {
             self.reach.push(r);
@@ -139,11 +157,15 @@ impl Tracker {
     }
 
     pub fn bind_pipeline(&mut self, cb: u64, bp: usize, pipeline: u64) {
-        self.rec(cb).pipelines[bp] = Some(pipeline);
+        let r = self.rec(cb);
+        r.pipelines[bp] = Some(pipeline);
+        r.dirty(bp);
     }
 
     fn set_slot(&mut self, cb: u64, bp: usize, index: usize, s: SetRef) {
-        let v = &mut self.rec(cb).sets[bp];
+        let r = self.rec(cb);
+        r.dirty(bp);
+        let v = &mut r.sets[bp];
         if v.len() <= index {
             v.resize(index + 1, None);
         }
@@ -174,6 +196,7 @@ impl Tracker {
 
     pub fn bind_vertex(&mut self, cb: u64, first: u32, bufs: &[(u64, u64)]) {
         let r = self.rec(cb);
+        r.dirty(GRAPHICS);
         let end = first as usize + bufs.len();
         if r.vertex.len() < end {
             r.vertex.resize(end, None);
@@ -184,7 +207,9 @@ impl Tracker {
     }
 
     pub fn bind_index(&mut self, cb: u64, buffer: u64, offset: u64) {
-        self.rec(cb).index = Some((buffer, offset));
+        let r = self.rec(cb);
+        r.index = Some((buffer, offset));
+        r.dirty(GRAPHICS);
     }
 
     /// The shader accesses of a draw or dispatch at bind point `bp` (`None`: unknown), and
@@ -266,7 +291,9 @@ impl Tracker {
             return;
         };
         let pass = PassRec::render_pass(&self.objects, desc, views);
-        self.rec(cb).pass = Some(pass);
+        let r = self.rec(cb);
+        r.pass = Some(pass);
+        r.pass_gen += 1;
     }
 
     /// `vkCmdBeginRendering`.
@@ -281,7 +308,9 @@ impl Tracker {
         let mut pass = PassRec::rendering(&self.objects, colors, depth);
         pass.suspending = suspending;
         pass.resumed = resuming;
-        self.rec(cb).pass = Some(pass);
+        let r = self.rec(cb);
+        r.pass = Some(pass);
+        r.pass_gen += 1;
     }
 
     pub fn next_subpass(&mut self, cb: u64) {
@@ -303,11 +332,10 @@ impl Tracker {
         }
     }
 
-    /// A draw (any kind); `indirect` are the indirect (and count) buffer ranges read.
-    pub fn draw(&mut self, cb: u64, indexed: bool, indirect: &[(u64, u64)]) {
-        let Some(rec) = self.cbs.get(&cb) else {
-            return;
-        };
+    /// What a draw with the current graphics state does (None: the command buffer is not
+    /// being recorded), and the bindings it can write.
+    fn draw_fx(&self, cb: u64, indexed: bool) -> Option<(DrawFx, Vec<Reach>)> {
+        let rec = self.cbs.get(&cb)?;
         let o = &self.objects;
         let mut fx = DrawFx::default();
         match o.pipelines.get(&rec.pipelines[GRAPHICS].unwrap_or(0)) {
@@ -318,57 +346,106 @@ impl Tracker {
             }
             None => fx.unknown = true,
         }
-        let mut extra = Vec::new();
-        if indexed {
-            extra.push(rec.index);
-        }
-        for &b in indirect {
-            extra.push(Some(b));
-        }
-        let extra: Vec<Option<Reg>> = extra
-            .into_iter()
-            .map(|e| e.and_then(|(b, off)| o.buffer_region(b, off, WHOLE_SIZE)))
-            .collect();
         let (list, reach) = self.shader_accesses(cb, GRAPHICS);
         match list {
             Some(list) => fx.shader = list,
             None => fx.unknown = true,
         }
-        for e in extra {
-            match e {
+        if indexed {
+            match rec
+                .index
+                .and_then(|(b, off)| o.buffer_region(b, off, WHOLE_SIZE))
+            {
                 Some(r) => fx.shader.push((ShaderAccessKind::Read, r)),
                 None => fx.unknown = true,
             }
         }
-        let rec = self.rec(cb);
-        for r in reach {
-            rec.add_reach(r);
+        Some((fx, reach))
+    }
+
+    /// A draw (any kind); `indirect` are the indirect (and count) buffer ranges read.
+    pub fn draw(&mut self, cb: u64, indexed: bool, indirect: &[(u64, u64)]) {
+        let Some(rec) = self.cbs.get(&cb) else {
+            return;
+        };
+        if !matches!(rec.gfx_cache, Some((ix, _)) if ix == indexed) {
+            let Some((fx, reach)) = self.draw_fx(cb, indexed) else {
+                return;
+            };
+            let rec = self.rec(cb);
+            for r in reach {
+                rec.add_reach(r);
+            }
+            rec.gfx_cache = Some((indexed, fx));
+            rec.gfx_applied = None;
         }
-        match &mut rec.pass {
-            Some(p) => p.draw(&fx),
-            None if rec.continues_pass => rec.pending_draws.push(fx),
+        let extra: Vec<Option<Reg>> = indirect
+            .iter()
+            .map(|&(b, off)| self.objects.buffer_region(b, off, WHOLE_SIZE))
+            .collect();
+        let CmdRecord {
+            gfx_cache,
+            gfx_applied,
+            pass,
+            pending_draws,
+            continues_pass,
+            accesses,
+            phase,
+            pass_gen,
+            ..
+        } = self.rec(cb);
+        let Some((_, fx)) = gfx_cache.as_ref() else {
+            return;
+        };
+        match pass {
+            Some(p) => {
+                // The same state's shader accesses are added to a pass once.
+                p.draw(fx, *gfx_applied != Some(*pass_gen));
+                *gfx_applied = Some(*pass_gen);
+                for e in extra {
+                    match e {
+                        Some(r) => p.shader.push((ShaderAccessKind::Read, r)),
+                        None => p.unknown = true,
+                    }
+                }
+            }
+            None if *continues_pass => {
+                let mut fx = fx.clone();
+                for e in extra {
+                    match e {
+                        Some(r) => fx.shader.push((ShaderAccessKind::Read, r)),
+                        None => fx.unknown = true,
+                    }
+                }
+                pending_draws.push(fx);
+            }
             None => {
                 // A draw outside a render pass is invalid; be conservative.
-                rec.accesses.push(Access::new(
-                    rec.phase,
+                accesses.push(Access::new(
+                    *phase,
                     AccessKind::Unknown,
                     UNKNOWN_REG,
                     Cause::Shader,
                 ));
-                rec.phase += 1;
+                *phase += 1;
             }
         }
     }
 
     /// A dispatch; `indirect` is the indirect buffer, if any.
     pub fn dispatch(&mut self, cb: u64, indirect: Option<(u64, u64)>) {
-        let (list, reach) = self.shader_accesses(cb, COMPUTE);
+        if self.rec(cb).compute_cache.is_none() {
+            let (list, reach) = self.shader_accesses(cb, COMPUTE);
+            let rec = self.rec(cb);
+            for r in reach {
+                rec.add_reach(r);
+            }
+            rec.compute_cache = Some(list);
+        }
         let ind = indirect.map(|(b, o)| self.objects.buffer_region(b, o, 12));
         let rec = self.rec(cb);
-        for r in reach {
-            rec.add_reach(r);
-        }
         let ph = rec.phase;
+        let list = rec.compute_cache.clone().flatten();
         match list {
             Some(list) => {
                 for (k, r) in list {
@@ -483,7 +560,7 @@ impl Tracker {
             let rec = self.rec(cb);
             if let Some(p) = &mut rec.pass {
                 for d in &sec.pending_draws {
-                    p.draw(d);
+                    p.draw(d, true);
                 }
             }
             if sec.suspended.is_some() || sec.resumed_head.is_some() || sec.resumed_tail.is_some() {

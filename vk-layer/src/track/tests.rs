@@ -262,3 +262,63 @@ fn event_waits_after_a_reset_are_not_replayable() {
         Some("event_wait_after_reset")
     );
 }
+
+#[test]
+fn repeated_draws_reuse_their_effects_until_a_binding_changes() {
+    let mut t = setup();
+    for (b, mem) in [(2, 200), (3, 300)] {
+        t.objects.buffers.insert(
+            b,
+            Buffer {
+                size: 64,
+                binding: Some(Binding {
+                    memory: mem,
+                    offset: 0,
+                    size: 64,
+                }),
+            },
+        );
+    }
+    t.objects.pipelines.insert(
+        30,
+        Pipeline {
+            fx: crate::spirv::ShaderEffects {
+                stores: true,
+                ..Default::default()
+            },
+            blend: vec![false],
+            ..Pipeline::default()
+        },
+    );
+    let storage = |buffer| {
+        let mut d = DescSet::default();
+        d.write(
+            0,
+            0,
+            DescKind::Storage,
+            &[DescRes::Buffer {
+                buffer,
+                offset: 0,
+                range: WHOLE_SIZE,
+            }],
+        );
+        d
+    };
+    t.begin(5, false);
+    t.begin_rendering(5, &[color(10, LoadOp::Clear)], &[], false, false);
+    t.bind_pipeline(5, GRAPHICS, 30);
+    t.push_descriptors(5, GRAPHICS, 0, &storage(2));
+    t.draw(5, false, &[]);
+    t.draw(5, false, &[]);
+    let once = t.cbs[&5].pass.as_ref().unwrap().shader.len();
+    assert_eq!(once, 1, "a repeated draw adds nothing");
+    t.push_descriptors(5, GRAPHICS, 0, &storage(3));
+    t.draw(5, false, &[]);
+    t.end_render_pass(5);
+    let v = t.analyse_submission(&[5]);
+    let mems: Vec<Space> = v.scramble.iter().map(|r| r.space).collect();
+    assert!(
+        mems.contains(&Space::Memory(200)) && mems.contains(&Space::Memory(300)),
+        "both storage buffers: {mems:?}"
+    );
+}
