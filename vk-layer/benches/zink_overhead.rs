@@ -99,11 +99,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// `rounds` alternating runs (the order flips each round); prints and returns the ratio of
-/// the medians (with layer / without).
+/// `rounds` alternating runs (the order flips each round); prints the medians and the median
+/// of the rounds' own ratios (a round's two runs are adjacent in time, so the machine's drift
+/// cancels out of it), and returns the latter (with layer / without).
 fn compare(name: &str, rounds: usize, mut run: impl FnMut(bool) -> f64) -> f64 {
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..rounds {
+        let (mut without, mut with) = (0.0, 0.0);
         for layer in if i % 2 == 0 {
             [false, true]
         } else {
@@ -111,19 +113,21 @@ fn compare(name: &str, rounds: usize, mut run: impl FnMut(bool) -> f64) -> f64 {
         } {
             let fps = run(layer);
             if layer {
-                b.push(fps)
+                with = fps;
             } else {
-                a.push(fps)
+                without = fps;
             }
         }
+        a.push(without);
+        b.push(with);
+        ratios.push(with / without);
     }
-    let (ma, mb) = (median(a.clone()), median(b.clone()));
+    let (ma, mb, mr) = (median(a.clone()), median(b.clone()), median(ratios.clone()));
     println!(
-        "{name}: without layer {ma:.0} fps, with layer tracking ({TRACKING_PLAN}) {mb:.0} fps: \
-         ratio {:.3} (runs without {a:.0?}, with {b:.0?})",
-        mb / ma
+        "{name}: without layer {ma:.0} fps, with layer tracking ({TRACKING_PLAN}) {mb:.0} fps \
+         (medians); median of the rounds' ratios {mr:.3} (runs without {a:.0?}, with {b:.0?})"
     );
-    mb / ma
+    mr
 }
 
 fn main() {
