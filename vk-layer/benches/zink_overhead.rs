@@ -138,8 +138,8 @@ fn main() {
     }
     require_vulkan();
     let x = Xvfb::start();
-    compare("agx-gl-frames 256x256", 9, |layer| {
-        gl_frames(&x, layer, 3.0)
+    compare("agx-gl-frames 256x256", 15, |layer| {
+        gl_frames(&x, layer, 2.0)
     });
     compare("glxgears 300x300", 5, |layer| glxgears(&x, layer));
 }
