@@ -391,7 +391,19 @@ fn run() -> Result<(), String> {
         let secs = start.elapsed().as_secs_f64();
         let err = (gl.get_error)();
         if a.fps {
-            println!("fps {:.2} ({i} frames in {secs:.2} s)", i as f64 / secs);
+            // CPU time of the whole process (GL, zink, lavapipe's threads) per frame: less
+            // sensitive than the frame rate to other processes on a shared machine.
+            let mut ru: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+            let cpu = ru.ru_utime.tv_sec as f64
+                + ru.ru_utime.tv_usec as f64 * 1e-6
+                + ru.ru_stime.tv_sec as f64
+                + ru.ru_stime.tv_usec as f64 * 1e-6;
+            println!(
+                "fps {:.2} ({i} frames in {secs:.2} s, {:.1} us of CPU per frame)",
+                i as f64 / secs,
+                cpu * 1e6 / i.max(1) as f64
+            );
         }
         (gl.make_current)(dpy, 0, std::ptr::null_mut());
         (gl.destroy_context)(dpy, ctx);

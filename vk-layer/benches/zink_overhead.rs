@@ -36,8 +36,9 @@ fn gl(x: &Xvfb, program: &str, args: &[&str], layer: bool) -> Command {
     c
 }
 
-/// Frames per second of one `agx-gl-frames` run of `secs` seconds.
-fn gl_frames(x: &Xvfb, layer: bool, secs: f64) -> f64 {
+/// Frames per second and CPU microseconds per frame of one `agx-gl-frames` run of `secs`
+/// seconds.
+fn gl_frames(x: &Xvfb, layer: bool, secs: f64) -> (f64, f64) {
     let c = gl(
         x,
         env!("CARGO_BIN_EXE_agx-gl-frames"),
@@ -60,10 +61,15 @@ fn gl_frames(x: &Xvfb, layer: bool, secs: f64) -> f64 {
         "agx-gl-frames failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no fps in {text:?}"))
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let num = |i: usize| -> f64 {
+        words
+            .get(i)
+            .and_then(|v| v.trim_start_matches('(').parse().ok())
+            .unwrap_or_else(|| panic!("no number {i} in {text:?}"))
+    };
+    // "fps F (N frames in S s, C us of CPU per frame)"
+    (num(1), num(7))
 }
 
 /// Frames per second glxgears reports for its first five seconds.
@@ -138,8 +144,19 @@ fn main() {
     }
     require_vulkan();
     let x = Xvfb::start();
+    let mut cpu = (Vec::new(), Vec::new());
     compare("agx-gl-frames 256x256", 15, |layer| {
-        gl_frames(&x, layer, 2.0)
+        let (fps, us) = gl_frames(&x, layer, 2.0);
+        if layer { &mut cpu.1 } else { &mut cpu.0 }.push(us);
+        fps
     });
+    let ratios: Vec<f64> = cpu.0.iter().zip(&cpu.1).map(|(a, b)| a / b).collect();
+    println!(
+        "agx-gl-frames 256x256: CPU per frame without layer {:.0} us, with {:.0} us (medians); \
+         median of the rounds' ratios (without / with, as a frame rate) {:.3}",
+        median(cpu.0.clone()),
+        median(cpu.1.clone()),
+        median(ratios)
+    );
     compare("glxgears 300x300", 5, |layer| glxgears(&x, layer));
 }
