@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub use agx_sim::gpu::Stats;
 pub use agx_sim::trace::Event;
-pub use agx_sim::{Injection, RecoveryPolicy, SimConfig, SimDevice};
+pub use agx_sim::{Clock, Injection, RecoveryPolicy, SimConfig, SimDevice};
 pub use embedded::SimBackend;
 
 use crate::error::{Error, Result};
@@ -64,18 +64,13 @@ pub struct SimOptions {
     pub soft_faults: bool,
     /// Pretend to be an upstream kernel: no fault-report extension.
     pub upstream: bool,
+    /// What GPU time follows (`clock=host` for interactive programs).
+    pub clock: Clock,
 }
 
 impl Default for SimOptions {
     fn default() -> Self {
-        let c = SimConfig::default();
-        SimOptions {
-            policy: c.policy,
-            replay_limit: c.replay_limit,
-            hang_timeout_ns: c.hang_timeout_ns,
-            soft_faults: c.soft_faults,
-            upstream: !c.fault_ext,
-        }
+        SimOptions::from_config(&SimConfig::default())
     }
 }
 
@@ -87,33 +82,29 @@ impl SimOptions {
             hang_timeout_ns: self.hang_timeout_ns,
             soft_faults: self.soft_faults,
             fault_ext: !self.upstream,
+            clock: self.clock,
             ..SimConfig::default()
         }
     }
 
-    /// Parses the options after `sim:`: `policy=kill-inflight|replay|continue`,
-    /// `replay-limit=N`, `hang-timeout-ms=N`, `soft-faults`, `upstream`, comma-separated.
-    pub(crate) fn parse(opts: &str, bad: impl Fn(String) -> Error) -> Result<SimOptions> {
-        let mut o = SimOptions::default();
-        for item in opts.split(',').filter(|s| !s.is_empty()) {
-            let (k, v) = item.split_once('=').unwrap_or((item, ""));
-            let num = |v: &str| {
-                v.parse::<u64>()
-                    .map_err(|_| bad(format!("{k}: not a number: {v:?}")))
-            };
-            match k {
-                "policy" => {
-                    o.policy = RecoveryPolicy::from_name(v)
-                        .ok_or_else(|| bad(format!("unknown policy {v:?}")))?
-                }
-                "replay-limit" => o.replay_limit = num(v)? as u32,
-                "hang-timeout-ms" => o.hang_timeout_ns = num(v)? * 1_000_000,
-                "soft-faults" => o.soft_faults = true,
-                "upstream" => o.upstream = true,
-                _ => return Err(bad(format!("unknown option {k:?}"))),
-            }
+    fn from_config(c: &SimConfig) -> SimOptions {
+        SimOptions {
+            policy: c.policy,
+            replay_limit: c.replay_limit,
+            hang_timeout_ns: c.hang_timeout_ns,
+            soft_faults: c.soft_faults,
+            upstream: !c.fault_ext,
+            clock: c.clock,
         }
-        Ok(o)
+    }
+
+    /// Parses the options after `sim:` ([`SimConfig::from_options`]: `policy=kill-inflight|
+    /// replay|continue`, `replay-limit=N`, `hang-timeout-ms=N`, `soft-faults`, `upstream`,
+    /// `clock=virtual|host`, comma-separated).
+    pub(crate) fn parse(opts: &str, bad: impl Fn(String) -> Error) -> Result<SimOptions> {
+        SimConfig::from_options(opts)
+            .map(|c| SimOptions::from_config(&c))
+            .map_err(bad)
     }
 }
 
