@@ -60,6 +60,11 @@ impl Bo {
         self.id << 32
     }
 
+    /// The memory file holding the pages.
+    pub fn memfd(&self) -> BorrowedFd<'_> {
+        self.mem.fd()
+    }
+
     /// The GPU-side view of the pages.
     pub fn gpu(&self) -> &Mapping {
         self.mem.gpu()

@@ -387,6 +387,17 @@ impl SimFile {
         len: usize,
         at: Option<std::ptr::NonNull<u8>>,
     ) -> Result<Mapping, Errno> {
+        self.mmap_bo(offset, len as u64)?.map_cpu(0, len, at)
+    }
+
+    /// The memory file behind `mmap(fd, offset)` of `len` bytes, checked as [`SimFile::mmap`]
+    /// checks it, for a caller in another process to map itself (the device server).
+    pub fn mmap_fd(&self, offset: u64, len: u64) -> Result<std::os::fd::OwnedFd, Errno> {
+        let bo = self.mmap_bo(offset, len)?;
+        rustix::io::fcntl_dupfd_cloexec(bo.memfd(), 3)
+    }
+
+    fn mmap_bo(&self, offset: u64, len: u64) -> Result<Arc<Bo>, Errno> {
         let st = self.shared.lock();
         let f = st.files.get(&self.id).ok_or(Errno::NODEV)?;
         let bo = f
@@ -394,10 +405,10 @@ impl SimFile {
             .values()
             .find(|b| b.mmap_offset() == offset)
             .ok_or(Errno::INVAL)?;
-        if len == 0 || len as u64 > bo.size {
+        if len == 0 || len > bo.size {
             return Err(Errno::INVAL);
         }
-        bo.map_cpu(0, len, at)
+        Ok(bo.clone())
     }
 
     /// The device this file is open on.

@@ -1,6 +1,12 @@
 //! The simulated device as a backend (cargo feature `sim`): opening one, its options, and
 //! [`SimControl`], the test controls only a simulated GPU has.
 //!
+//! Two backends: [`SimBackend`], a simulated GPU embedded in this process, and
+//! [`RemoteBackend`], a file of a device on a device server (`agx-sim-server`) shared with
+//! other processes: `unix:PATH` opens the server's shared device, and `AGXWS_SIM_SERVER=PATH`
+//! makes every `sim[:options]` spec create its device on that server instead of in-process
+//! (how the test suites run as clients).
+//!
 //! Nothing here is reachable in a build without the feature, which is how Mesa links the
 //! library (meson `-Dsim=disabled`): a driver then only ever sees a real render node. With the
 //! feature, a simulated device is still only opened when asked for by name (`sim`), never as a
@@ -11,13 +17,16 @@
 //! controls through [`Device::sim_control`](crate::Device::sim_control).
 
 mod embedded;
+mod remote;
 
 use std::sync::Arc;
 
 pub use agx_sim::gpu::Stats;
 pub use agx_sim::trace::Event;
 pub use agx_sim::{Clock, Injection, RecoveryPolicy, SimConfig, SimDevice};
+pub use agx_sim_server::{Endpoint, Target};
 pub use embedded::SimBackend;
+pub use remote::RemoteBackend;
 
 use crate::error::{Error, Result};
 use crate::Device;
@@ -124,11 +133,30 @@ impl crate::Queue {
 
 /// Opens a new file on an existing embedded simulated GPU.
 pub fn open(sim: &SimDevice) -> Result<Device> {
-    let backend = Arc::new(SimBackend::open(sim));
-    Device::with_control(backend.clone(), backend)
+    open_backend(SimBackend::open(sim))
 }
 
-/// A new embedded simulated GPU with `options`, and a first file on it.
+/// A new simulated GPU with `options`, and a first file on it: embedded in this process, or,
+/// when `AGXWS_SIM_SERVER` names a device server's socket, a private device on that server.
 pub fn open_new(options: &SimOptions) -> Result<Device> {
-    open(&SimDevice::new(options.config()))
+    match std::env::var_os(SERVER_ENV).filter(|p| !p.is_empty()) {
+        Some(path) => open_remote(
+            &Endpoint::Path(path.into()),
+            Target::New(options.config().to_options()),
+        ),
+        None => open(&SimDevice::new(options.config())),
+    }
+}
+
+/// The environment variable that puts `sim` devices on a device server.
+pub const SERVER_ENV: &str = "AGXWS_SIM_SERVER";
+
+/// Opens a file on a device of a device server.
+pub fn open_remote(endpoint: &Endpoint, target: Target) -> Result<Device> {
+    open_backend(RemoteBackend::open(endpoint, target)?)
+}
+
+fn open_backend<B: crate::kernel::KernelFile + SimControl + 'static>(b: B) -> Result<Device> {
+    let backend = Arc::new(b);
+    Device::with_control(backend.clone(), backend)
 }
