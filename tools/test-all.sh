@@ -12,6 +12,13 @@ step() { printf '\n=== %s ===\n' "$*"; }
 # kernel + busybox (real-kernel differential test), valgrind (C tests under a checker).
 PKGS=(mesa-vulkan-drivers libvulkan1 vulkan-tools meson ninja-build pkg-config
       qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod valgrind)
+# Mesa asahi + honeykrisp from source (mesa/build.sh): compilers, LLVM 15 with clang, libclc
+# and the SPIR-V translator for the drivers' OpenCL C internal shaders, cmake for SPIRV-Tools,
+# python3-venv for a pinned meson; headers and tools for the programs run on it (mesa/tests).
+PKGS+=(build-essential git cmake bison flex python3-venv llvm-15-dev libclang-15-dev
+       libclang-cpp15-dev clang-15 libllvmspirvlib-15-dev llvm-spirv-15 libclc-15 libclc-15-dev
+       libdrm-dev libexpat1-dev zlib1g-dev libzstd-dev glslang-tools libvulkan-dev
+       libegl-dev libgles-dev jq)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -53,6 +60,9 @@ meson test -C build/meson --setup valgrind --print-errorlogs   # memcheck: no er
 
 step "real-kernel differential test: sync paths (and open_fd on a non-asahi DRM node), Linux 6.1 in QEMU/TCG vs the simulator"
 tests/kernel-diff/diff.sh
+
+step "Mesa asahi + honeykrisp (built once per machine, cached) on Mesa's noop drm-shim"
+mesa/check-noop.sh
 
 # --- 4. The main job ------------------------------------------------------------------------
 step "restartability soundness campaign (10,000 commands)"

@@ -653,6 +653,7 @@ pub mod value {
             recovery_ns: s.recovery_ns,
             recovery_span_ns: s.recovery_span_ns,
             recoveries_closed: s.recoveries_closed,
+            opaque: s.opaque,
         })
         .to_vec()
     }
@@ -674,6 +675,7 @@ pub mod value {
             recovery_ns: w.recovery_ns,
             recovery_span_ns: w.recovery_span_ns,
             recoveries_closed: w.recoveries_closed,
+            opaque: w.opaque,
         })
     }
 

@@ -213,6 +213,7 @@ pub struct Stats {
     pub recovery_ns: u64,
     pub recovery_span_ns: u64,
     pub recoveries_closed: u64,
+    pub opaque: u64,
 }
 
 /// One trace event, followed by `detail_len` bytes of detail.

@@ -8,6 +8,7 @@ use agx_uapi::asahi::*;
 use agx_uapi::fault_ext as ext;
 use rustix::io::Errno;
 
+use crate::gpu::opaque::OpaqueCmd;
 use crate::gpu::Sub;
 
 /// Render flags the kernel knows.
@@ -29,6 +30,8 @@ pub struct HwCmd {
     pub job_info: Option<ext::drm_asahi_ext_job_info>,
     /// Attachment hints in force for this command (kept for traces).
     pub attachments: usize,
+    /// How the command runs if its stream turns out not to be in the simulator's language.
+    pub opaque: OpaqueCmd,
 }
 
 /// Reads a payload of `size` bytes into `T`, zero-extending a short one and rejecting a long
@@ -65,7 +68,8 @@ pub fn parse(
     let mut cmds = Vec::new();
     let mut off = 0usize;
     let mut counts = [0usize; 2];
-    let mut attachments = [0usize; 3];
+    // Vertex, fragment, compute: the lists in force.
+    let mut attachments: [Vec<drm_asahi_attachment>; 3] = Default::default();
     let mut pending_info: Option<ext::drm_asahi_ext_job_info> = None;
     while off < buf.len() {
         let hdr_bytes = buf.get(off..off + hdr_size).ok_or(Errno::INVAL)?;
@@ -75,7 +79,7 @@ pub fn parse(
         off += hdr.size as usize;
         match hdr.cmd_type {
             DRM_ASAHI_CMD_RENDER | DRM_ASAHI_CMD_COMPUTE => {
-                let (sub, stream, timestamps) = if hdr.cmd_type == DRM_ASAHI_CMD_RENDER {
+                let (sub, stream, timestamps, opaque) = if hdr.cmd_type == DRM_ASAHI_CMD_RENDER {
                     let c: drm_asahi_cmd_render = payload(body)?;
                     if c.flags & !RENDER_FLAGS != 0
                         || !matches!(c.samples, 1 | 2 | 4)
@@ -91,21 +95,23 @@ pub fn parse(
                         start: c.ts_vtx.start,
                         end: c.ts_frag.end,
                     };
-                    (Sub::Render, c.vdm_ctrl_stream_base, ts)
+                    let opaque = OpaqueCmd::render(&c, &attachments[0], &attachments[1]);
+                    (Sub::Render, c.vdm_ctrl_stream_base, ts, opaque)
                 } else {
                     let c: drm_asahi_cmd_compute = payload(body)?;
                     if c.flags != 0 {
                         return Err(Errno::INVAL);
                     }
-                    (Sub::Compute, c.cdm_ctrl_stream_base, c.ts)
+                    let opaque = OpaqueCmd::compute(&c, &attachments[2]);
+                    (Sub::Compute, c.cdm_ctrl_stream_base, c.ts, opaque)
                 };
                 let vdm_barrier = barrier(hdr.vdm_barrier, counts[Sub::Render as usize])?;
                 let cdm_barrier = barrier(hdr.cdm_barrier, counts[Sub::Compute as usize])?;
                 counts[sub as usize] += 1;
                 let att = if sub == Sub::Render {
-                    attachments[0] + attachments[1]
+                    attachments[0].len() + attachments[1].len()
                 } else {
-                    attachments[2]
+                    attachments[2].len()
                 };
                 cmds.push(HwCmd {
                     sub,
@@ -115,6 +121,7 @@ pub fn parse(
                     timestamps,
                     job_info: pending_info.take(),
                     attachments: att,
+                    opaque,
                 });
             }
             DRM_ASAHI_SET_VERTEX_ATTACHMENTS
@@ -128,14 +135,16 @@ pub fn parse(
                 {
                     return Err(Errno::INVAL);
                 }
+                let mut list = Vec::with_capacity(body.len() / a_size);
                 for a in body.chunks_exact(a_size) {
                     let a: drm_asahi_attachment = bytemuck::pod_read_unaligned(a);
                     if a.pad != 0 || a.flags != 0 {
                         return Err(Errno::INVAL);
                     }
+                    list.push(a);
                 }
                 let slot = (hdr.cmd_type - DRM_ASAHI_SET_VERTEX_ATTACHMENTS) as usize;
-                attachments[slot] = body.len() / a_size;
+                attachments[slot] = list;
             }
             ext::DRM_ASAHI_CMD_EXT_JOB_INFO if fault_ext => {
                 if hdr.vdm_barrier != DRM_ASAHI_BARRIER_NONE

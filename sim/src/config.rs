@@ -77,6 +77,34 @@ impl Clock {
     }
 }
 
+/// Which control streams the simulated GPU runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StreamMode {
+    /// Every stream is in the simulator's command language; anything else faults `INVALID`.
+    #[default]
+    Sim,
+    /// Streams in the language run as usual; any other command (real AGX VDM/CDM words, as
+    /// Mesa submits) runs as an opaque job (`gpu::opaque`, docs/sim-command-stream.md).
+    Opaque,
+}
+
+impl StreamMode {
+    pub const ALL: [StreamMode; 2] = [StreamMode::Sim, StreamMode::Opaque];
+
+    /// The name used in device specs (`streams=opaque`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamMode::Sim => "sim",
+            StreamMode::Opaque => "opaque",
+        }
+    }
+
+    /// Parses a [`StreamMode::name`].
+    pub fn from_name(name: &str) -> Option<StreamMode> {
+        StreamMode::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
 /// Configuration of one simulated device.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
@@ -93,6 +121,8 @@ pub struct SimConfig {
     pub recovery_cost_ns: u64,
     /// What GPU time follows.
     pub clock: Clock,
+    /// Whether commands in a foreign stream language run as opaque jobs.
+    pub streams: StreamMode,
 }
 
 impl Default for SimConfig {
@@ -105,6 +135,7 @@ impl Default for SimConfig {
             fault_ext: true,
             recovery_cost_ns: 200_000,
             clock: Clock::Virtual,
+            streams: StreamMode::Sim,
         }
     }
 }
@@ -113,7 +144,8 @@ impl SimConfig {
     /// Parses an option string, the part after `sim:` in a device spec: comma-separated
     /// `policy=kill-inflight|replay|continue`, `replay-limit=N`, `hang-timeout-ms=N` (or
     /// `hang-timeout-ns=N`), `recovery-cost-ns=N`, `soft-faults`, `upstream` (no fault-report
-    /// extension), `clock=virtual|host`. Unnamed fields keep their defaults.
+    /// extension), `streams=sim|opaque`, `clock=virtual|host`. Unnamed fields keep their
+    /// defaults.
     pub fn from_options(opts: &str) -> Result<SimConfig, String> {
         let mut c = SimConfig::default();
         for item in opts.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -147,6 +179,10 @@ impl SimConfig {
                 "recovery-cost-ns" => c.recovery_cost_ns = num(v)?,
                 "soft-faults" => c.soft_faults = flag(v)?,
                 "upstream" => c.fault_ext = !flag(v)?,
+                "streams" => {
+                    c.streams = StreamMode::from_name(v)
+                        .ok_or_else(|| format!("unknown stream mode {v:?} (sim or opaque)"))?
+                }
                 "clock" => {
                     c.clock = [Clock::Virtual, Clock::Host]
                         .into_iter()
@@ -162,11 +198,12 @@ impl SimConfig {
     /// The options that [`SimConfig::from_options`] turns back into exactly this config.
     pub fn to_options(&self) -> String {
         let mut s = format!(
-            "policy={},replay-limit={},hang-timeout-ns={},recovery-cost-ns={},clock={}",
+            "policy={},replay-limit={},hang-timeout-ns={},recovery-cost-ns={},streams={},clock={}",
             self.policy.name(),
             self.replay_limit,
             self.hang_timeout_ns,
             self.recovery_cost_ns,
+            self.streams.name(),
             self.clock.name()
         );
         if self.soft_faults {
@@ -241,9 +278,11 @@ mod tests {
     #[test]
     fn options_round_trip() {
         let c = SimConfig::from_options(
-            "policy=kill-inflight, replay-limit=7,hang-timeout-ms=5,soft-faults,upstream,clock=host",
+            "policy=kill-inflight, replay-limit=7,hang-timeout-ms=5,soft-faults,upstream,clock=host,\
+             streams=opaque",
         )
         .unwrap();
+        assert_eq!(c.streams, StreamMode::Opaque);
         assert_eq!(c.policy, RecoveryPolicy::KillInflight);
         assert_eq!(c.replay_limit, 7);
         assert_eq!(c.hang_timeout_ns, 5_000_000);
@@ -260,6 +299,7 @@ mod tests {
             "replay-limit=99999999999",
             "hang-timeout-ms=99999999999999999",
             "clock=wall",
+            "streams=mesa",
             "upstream=1",
         ] {
             assert!(SimConfig::from_options(bad).is_err(), "{bad}");

@@ -29,7 +29,7 @@ pub mod trace;
 pub mod uaccess;
 pub mod vm;
 
-pub use config::{Clock, RecoveryPolicy, SimConfig, PAGE_SIZE};
+pub use config::{Clock, RecoveryPolicy, SimConfig, StreamMode, PAGE_SIZE};
 pub use device::{SimDevice, SimFile};
 pub use gpu::Injection;
 pub use rustix::io::Errno;

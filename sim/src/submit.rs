@@ -7,7 +7,7 @@ use agx_uapi::asahi::*;
 use rustix::io::Errno;
 
 use crate::cmdbuf::{self, HwCmd};
-use crate::config::{MAX_ATTACHMENTS, MAX_COMMANDS_PER_SUBMISSION};
+use crate::config::{StreamMode, MAX_ATTACHMENTS, MAX_COMMANDS_PER_SUBMISSION};
 use crate::device::SimFile;
 use crate::gpu::exec::Units;
 use crate::gpu::{Job, ResultSlot, Sub, Submit, TimestampSlot};
@@ -44,6 +44,7 @@ pub(crate) fn submit(
     let mut cmdbuf = vec![0u8; a.cmdbuf_size as usize];
     caller.copy_from_user(&mut cmdbuf, a.cmdbuf)?;
     let cfg = &file.shared.config;
+    let opaque_streams = cfg.streams == StreamMode::Opaque;
     let cmds = cmdbuf::parse(
         &cmdbuf,
         MAX_COMMANDS_PER_SUBMISSION,
@@ -167,6 +168,7 @@ pub(crate) fn submit(
             sub: c.sub,
             stream: c.stream,
             units,
+            opaque: opaque_streams.then(|| Box::new(c.opaque)),
             stamp: q.submitted[s],
             wait_other,
             in_fences: in_fences.clone(),

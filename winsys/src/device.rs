@@ -426,6 +426,11 @@ mod tests {
         ] {
             assert!(DeviceSpec::parse(bad).is_err(), "{bad}");
         }
+        let DeviceSpec::Sim(o) = DeviceSpec::parse("sim:streams=opaque").unwrap() else {
+            panic!("sim spec");
+        };
+        assert_eq!(o.config().streams, crate::sim::StreamMode::Opaque);
+        assert!(DeviceSpec::parse("sim:streams=vdm").is_err());
         assert!(DeviceSpec::parse("sim:frobnicate").is_err());
         assert!(DeviceSpec::parse("simulator").is_err());
     }

@@ -3,6 +3,7 @@
 
 use agx_uapi::fault_ext as ext;
 
+use super::opaque::{self, Language, OpaqueCmd};
 use crate::stream::{Op, RawOp, RmwFn, OP_SIZE};
 use crate::vm::{AccessError, PageTable};
 
@@ -47,6 +48,18 @@ pub struct Exec {
     /// The current op once fetched, and the bytes (or ns) of it already done.
     current: Option<(Op, u32)>,
     progress: u64,
+    mode: Mode,
+}
+
+/// What the command runs as, decided when it first runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Not run yet: with `streams=opaque`, its stream is classified first.
+    Fresh,
+    /// The simulator's command language.
+    Stream,
+    /// An opaque job: one `SPIN` of its cost, then done (`gpu::opaque`).
+    Opaque,
 }
 
 /// How a slice of execution ended.
@@ -76,7 +89,13 @@ impl Exec {
             pc: stream,
             current: None,
             progress: 0,
+            mode: Mode::Fresh,
         }
+    }
+
+    /// Whether the command runs as an opaque job (`streams=opaque`, stream not in the language).
+    pub fn is_opaque(&self) -> bool {
+        self.mode == Mode::Opaque
     }
 
     /// GPU time this command could skip without touching memory: `Some(n)` while spinning,
@@ -89,15 +108,43 @@ impl Exec {
         }
     }
 
-    /// Runs for at most `budget` ns.
-    pub fn run(&mut self, pt: &PageTable, units: Units, soft: bool, budget: u64) -> Step {
+    /// Runs for at most `budget` ns. `opaque` is the command's opaque description when the
+    /// device runs foreign streams as opaque jobs (`streams=opaque`), `None` otherwise.
+    pub fn run(
+        &mut self,
+        pt: &PageTable,
+        units: Units,
+        soft: bool,
+        budget: u64,
+        opaque: Option<&OpaqueCmd>,
+    ) -> Step {
         let mut used = 0u64;
+        if self.mode == Mode::Fresh {
+            self.mode = Mode::Stream;
+            if let Some(cmd) = opaque {
+                match opaque::classify(pt, self.pc, units.fetch) {
+                    Err(fault) => return Step::Fault { fault, used },
+                    Ok(Language::Sim) => {}
+                    Ok(Language::Opaque) => {
+                        used += OP_COST_NS;
+                        if let Err(fault) = opaque::check(pt, &cmd.checks, soft) {
+                            return Step::Fault { fault, used };
+                        }
+                        self.mode = Mode::Opaque;
+                        self.current = Some((Op::Spin { ns: cmd.cost_ns }, 0));
+                        self.progress = 0;
+                    }
+                }
+            }
+        }
         loop {
             if used >= budget {
                 return Step::Yield { used };
             }
             let (op, unit_override) = match self.current {
                 Some(c) => c,
+                // An opaque job's one op is done.
+                None if self.mode == Mode::Opaque => return Step::Done { used },
                 None => {
                     let mut raw = RawOp::default();
                     if let Err(e) = read(pt, self.pc, bytemuck::bytes_of_mut(&mut raw), false) {
@@ -236,7 +283,7 @@ fn combine(f: RmwFn, dst: &mut [u8], src: &[u8]) {
     }
 }
 
-fn access_fault(e: AccessError, unit: u32, write: bool, address: u64) -> Fault {
+pub(super) fn access_fault(e: AccessError, unit: u32, write: bool, address: u64) -> Fault {
     let fault_type = match e {
         AccessError::Unmapped => ext::DRM_ASAHI_EXT_FAULT_UNMAPPED,
         AccessError::Permission => ext::DRM_ASAHI_EXT_FAULT_PERMISSION,
@@ -298,7 +345,7 @@ impl Mem<'_> {
 }
 
 /// Reads through the page table; a read may span two pages at most (chunks are <= 4 KiB).
-fn read(pt: &PageTable, va: u64, dst: &mut [u8], soft: bool) -> Result<(), AccessError> {
+pub(super) fn read(pt: &PageTable, va: u64, dst: &mut [u8], soft: bool) -> Result<(), AccessError> {
     let mut off = 0usize;
     while off < dst.len() {
         let a = va.wrapping_add(off as u64);
@@ -351,6 +398,7 @@ impl Exec {
             pc: 0,
             current: Some((Op::Hang, 0)),
             progress: 0,
+            mode: Mode::Stream,
         }
     }
 }

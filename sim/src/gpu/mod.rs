@@ -8,6 +8,7 @@
 //! [`Gpu::hold`] stops the clock so tests can line up work that must overlap.
 
 pub mod exec;
+pub mod opaque;
 mod recovery;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -21,6 +22,7 @@ use crate::sync::fence::Fence;
 use crate::trace::{EventKind, Trace};
 use crate::vm::PageTable;
 use exec::{Exec, Fault, Step, Units};
+use opaque::OpaqueCmd;
 
 /// Round-robin quantum of GPU time.
 pub const QUANTUM_NS: u64 = 10_000;
@@ -127,6 +129,8 @@ pub struct Job {
     pub sub: Sub,
     pub stream: u64,
     pub units: Units,
+    /// With `streams=opaque`: how to run the command if its stream is not in the language.
+    pub opaque: Option<Box<OpaqueCmd>>,
     /// 1-based position on its subqueue.
     pub stamp: u64,
     /// The other subqueue must have completed up to this stamp first (barrier).
@@ -229,6 +233,8 @@ pub struct Stats {
     pub recovery_span_ns: u64,
     /// Recoveries whose span is counted in `recovery_span_ns`.
     pub recoveries_closed: u64,
+    /// Commands that ended after running as opaque jobs (`streams=opaque`).
+    pub opaque: u64,
 }
 
 /// The firmware + GPU state of one device.
@@ -407,7 +413,8 @@ impl Gpu {
                 }
             }
             let exec = job.exec.as_mut().expect("running job has exec");
-            let step = exec.run(&vm.pt, job.units, self.config.soft_faults, budget);
+            let soft = self.config.soft_faults;
+            let step = exec.run(&vm.pt, job.units, soft, budget, job.opaque.as_deref());
             match step {
                 Step::Done { used } => {
                     max_used = max_used.max(used);
@@ -510,9 +517,17 @@ impl Gpu {
             Status::Killed | Status::NoDevice => EventKind::Kill,
             Status::Cancelled => EventKind::Cancel,
         };
+        let opaque = job.exec.as_ref().is_some_and(Exec::is_opaque);
+        if opaque {
+            self.stats.opaque += 1;
+        }
+        let kind_note = if opaque { " opaque" } else { "" };
         let detail = match fault {
-            Some(f) => format!("{status:?} guilt={guilt:?} fault={f:?}"),
-            None => format!("{status:?} guilt={guilt:?} replays={}", job.replay_count),
+            Some(f) => format!("{status:?} guilt={guilt:?} fault={f:?}{kind_note}"),
+            None => format!(
+                "{status:?} guilt={guilt:?} replays={}{kind_note}",
+                job.replay_count
+            ),
         };
         self.trace.push(now, kind, job.queue, jid, detail);
         match status {

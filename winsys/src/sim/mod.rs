@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 pub use agx_sim::gpu::Stats;
 pub use agx_sim::trace::Event;
-pub use agx_sim::{Clock, Injection, RecoveryPolicy, SimConfig, SimDevice};
+pub use agx_sim::{Clock, Injection, RecoveryPolicy, SimConfig, SimDevice, StreamMode};
 pub use agx_sim_server::{Endpoint, Target};
 pub use embedded::SimBackend;
 pub use remote::RemoteBackend;
@@ -75,6 +75,8 @@ pub struct SimOptions {
     pub upstream: bool,
     /// What GPU time follows (`clock=host` for interactive programs).
     pub clock: Clock,
+    /// `streams=opaque`: run real AGX control streams (Mesa's) as opaque jobs.
+    pub streams: StreamMode,
 }
 
 impl Default for SimOptions {
@@ -92,6 +94,7 @@ impl SimOptions {
             soft_faults: self.soft_faults,
             fault_ext: !self.upstream,
             clock: self.clock,
+            streams: self.streams,
             ..SimConfig::default()
         }
     }
@@ -104,12 +107,13 @@ impl SimOptions {
             soft_faults: c.soft_faults,
             upstream: !c.fault_ext,
             clock: c.clock,
+            streams: c.streams,
         }
     }
 
     /// Parses the options after `sim:` ([`SimConfig::from_options`]: `policy=kill-inflight|
     /// replay|continue`, `replay-limit=N`, `hang-timeout-ms=N`, `soft-faults`, `upstream`,
-    /// `clock=virtual|host`, comma-separated).
+    /// `streams=sim|opaque`, `clock=virtual|host`, comma-separated).
     pub(crate) fn parse(opts: &str, bad: impl Fn(String) -> Error) -> Result<SimOptions> {
         SimConfig::from_options(opts)
             .map(|c| SimOptions::from_config(&c))

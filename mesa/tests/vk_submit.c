@@ -1,0 +1,623 @@
+/*
+ * vk_submit: records and submits render passes and compute dispatches on the first Vulkan
+ * device (meant for honeykrisp through VK_ICD_FILENAMES), hundreds of submissions, waiting on
+ * every one, then checks what the GPU wrote. Prints one JSON line: what was submitted, which
+ * call returned what, whether the device was lost, and the results.
+ *
+ *   vk_submit [--submissions N] [--in-flight K] [--check-results]
+ *
+ * Exit: 0 every call succeeded (and, with --check-results, the results are right); 1 a call
+ * failed or a result is wrong (the summary says which); 2 bad usage or no device.
+ *
+ * Results are only meaningful on a GPU that executes the work: on Mesa's noop drm-shim and on
+ * the simulator's opaque jobs memory is left as it was, so the summary reports them without
+ * failing unless --check-results is given.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vulkan/vulkan.h>
+
+#include "fill.comp.h"
+#include "tri.frag.h"
+#include "tri.vert.h"
+
+#define W 64
+#define H 64
+#define ELEMS 256
+#define TIMEOUT_NS 10000000000ull /* every wait is bounded: 10 s */
+#define MAX_SLOTS 16
+
+/* --- what happened ------------------------------------------------------------------------ */
+
+static struct {
+   unsigned calls_failed;
+   char first_call[64];
+   int first_result;
+   bool device_lost;
+   char lost_call[64];
+} err;
+
+static int
+check(const char *call, VkResult r)
+{
+   if (r == VK_SUCCESS)
+      return 0;
+   if (!err.calls_failed++) {
+      snprintf(err.first_call, sizeof(err.first_call), "%s", call);
+      err.first_result = r;
+   }
+   if (r == VK_ERROR_DEVICE_LOST && !err.device_lost) {
+      err.device_lost = true;
+      snprintf(err.lost_call, sizeof(err.lost_call), "%s", call);
+   }
+   fprintf(stderr, "vk_submit: %s returned %d\n", call, r);
+   return -1;
+}
+
+#define VK(call) check(#call, (call))
+#define VK_OR(call, label)                                                                 \
+   do {                                                                                    \
+      if (VK(call))                                                                        \
+         goto label;                                                                       \
+   } while (0)
+
+/* --- setup -------------------------------------------------------------------------------- */
+
+struct buffer {
+   VkBuffer buf;
+   VkDeviceMemory mem;
+   void *map;
+};
+
+static VkPhysicalDevice pdev;
+static VkDevice dev;
+
+static int
+memory_type(uint32_t bits, VkMemoryPropertyFlags want)
+{
+   VkPhysicalDeviceMemoryProperties p;
+   vkGetPhysicalDeviceMemoryProperties(pdev, &p);
+   for (uint32_t i = 0; i < p.memoryTypeCount; i++) {
+      if ((bits & (1u << i)) && (p.memoryTypes[i].propertyFlags & want) == want)
+         return (int)i;
+   }
+   return -1;
+}
+
+static int
+bind_memory(VkMemoryRequirements req, VkMemoryPropertyFlags want, VkDeviceMemory *mem)
+{
+   int type = memory_type(req.memoryTypeBits, want);
+   if (type < 0)
+      return check("(no memory type with the wanted flags)", VK_ERROR_FEATURE_NOT_PRESENT);
+   VkMemoryAllocateInfo ai = {
+      .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+      .allocationSize = req.size,
+      .memoryTypeIndex = (uint32_t)type,
+   };
+   return VK(vkAllocateMemory(dev, &ai, NULL, mem));
+}
+
+static int
+host_buffer(VkDeviceSize size, VkBufferUsageFlags usage, struct buffer *b)
+{
+   VkBufferCreateInfo bi = {
+      .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+      .size = size,
+      .usage = usage,
+   };
+   if (VK(vkCreateBuffer(dev, &bi, NULL, &b->buf)))
+      return -1;
+   VkMemoryRequirements req;
+   vkGetBufferMemoryRequirements(dev, b->buf, &req);
+   if (bind_memory(req, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                   &b->mem) ||
+       VK(vkBindBufferMemory(dev, b->buf, b->mem, 0)) ||
+       VK(vkMapMemory(dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map)))
+      return -1;
+   memset(b->map, 0xcd, size);
+   return 0;
+}
+
+static VkShaderModule
+shader(const uint32_t *code, size_t size)
+{
+   VkShaderModuleCreateInfo ci = {
+      .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+      .codeSize = size,
+      .pCode = code,
+   };
+   VkShaderModule m = VK_NULL_HANDLE;
+   VK(vkCreateShaderModule(dev, &ci, NULL, &m));
+   return m;
+}
+
+int
+main(int argc, char **argv)
+{
+   unsigned submissions = 300, in_flight = 4;
+   bool check_results = false;
+   for (int i = 1; i < argc; i++) {
+      if (!strcmp(argv[i], "--submissions") && i + 1 < argc)
+         submissions = (unsigned)strtoul(argv[++i], NULL, 0);
+      else if (!strcmp(argv[i], "--in-flight") && i + 1 < argc)
+         in_flight = (unsigned)strtoul(argv[++i], NULL, 0);
+      else if (!strcmp(argv[i], "--check-results"))
+         check_results = true;
+      else {
+         fprintf(stderr, "usage: %s [--submissions N] [--in-flight K] [--check-results]\n",
+                 argv[0]);
+         return 2;
+      }
+   }
+   if (!submissions || !in_flight || in_flight > MAX_SLOTS) {
+      fprintf(stderr, "vk_submit: need N >= 1 and 1 <= K <= %d\n", MAX_SLOTS);
+      return 2;
+   }
+
+   VkApplicationInfo app = {
+      .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+      .pApplicationName = "agx-winsys vk_submit",
+      .apiVersion = VK_API_VERSION_1_2,
+   };
+   VkInstanceCreateInfo ici = {
+      .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+      .pApplicationInfo = &app,
+   };
+   VkInstance inst;
+   if (VK(vkCreateInstance(&ici, NULL, &inst)))
+      return 2;
+   uint32_t n = 1;
+   VkResult r = vkEnumeratePhysicalDevices(inst, &n, &pdev);
+   if ((r != VK_SUCCESS && r != VK_INCOMPLETE) || n == 0) {
+      fprintf(stderr, "vk_submit: no Vulkan device (%d)\n", r);
+      return 2;
+   }
+   VkPhysicalDeviceDriverProperties drv = {
+      .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES,
+   };
+   VkPhysicalDeviceProperties2 props = {
+      .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+      .pNext = &drv,
+   };
+   vkGetPhysicalDeviceProperties2(pdev, &props);
+
+   /* One queue that does graphics and compute. */
+   uint32_t nq = 0;
+   vkGetPhysicalDeviceQueueFamilyProperties(pdev, &nq, NULL);
+   VkQueueFamilyProperties qf[8];
+   nq = nq > 8 ? 8 : nq;
+   vkGetPhysicalDeviceQueueFamilyProperties(pdev, &nq, qf);
+   uint32_t family = UINT32_MAX;
+   for (uint32_t i = 0; i < nq; i++) {
+      if ((qf[i].queueFlags & (VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT)) ==
+          (VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT)) {
+         family = i;
+         break;
+      }
+   }
+   if (family == UINT32_MAX) {
+      fprintf(stderr, "vk_submit: no graphics+compute queue\n");
+      return 2;
+   }
+   float prio = 1.0f;
+   VkDeviceQueueCreateInfo qci = {
+      .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+      .queueFamilyIndex = family,
+      .queueCount = 1,
+      .pQueuePriorities = &prio,
+   };
+   VkPhysicalDeviceVulkan12Features f12 = {
+      .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+      .timelineSemaphore = VK_TRUE,
+   };
+   VkDeviceCreateInfo dci = {
+      .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+      .pNext = &f12,
+      .queueCreateInfoCount = 1,
+      .pQueueCreateInfos = &qci,
+   };
+   if (VK(vkCreateDevice(pdev, &dci, NULL, &dev)))
+      return 2;
+   VkQueue queue;
+   vkGetDeviceQueue(dev, family, 0, &queue);
+
+   unsigned renders = 0, dispatches = 0, submitted = 0, waits = 0, last_seed = 0;
+   bool have_compute = false, have_render = false;
+
+   /* --- resources ------------------------------------------------------------------------ */
+   VkImageCreateInfo imci = {
+      .sType = VK_STRUCTURE_TYPE_IMAGE_CREATE_INFO,
+      .imageType = VK_IMAGE_TYPE_2D,
+      .format = VK_FORMAT_R8G8B8A8_UNORM,
+      .extent = {W, H, 1},
+      .mipLevels = 1,
+      .arrayLayers = 1,
+      .samples = VK_SAMPLE_COUNT_1_BIT,
+      .tiling = VK_IMAGE_TILING_OPTIMAL,
+      .usage = VK_IMAGE_USAGE_COLOR_ATTACHMENT_BIT | VK_IMAGE_USAGE_TRANSFER_SRC_BIT,
+   };
+   /* Null until created: a failure jumps to the summary with the rest still null. */
+   VkImage image = VK_NULL_HANDLE;
+   VkDeviceMemory image_mem = VK_NULL_HANDLE;
+   VkImageView view = VK_NULL_HANDLE;
+   VkRenderPass pass = VK_NULL_HANDLE;
+   VkFramebuffer fb = VK_NULL_HANDLE;
+   VkPipelineLayout gfx_layout = VK_NULL_HANDLE, cs_layout = VK_NULL_HANDLE;
+   VkPipeline gfx = VK_NULL_HANDLE, cs = VK_NULL_HANDLE;
+   VkShaderModule vs = VK_NULL_HANDLE, fs = VK_NULL_HANDLE, csm = VK_NULL_HANDLE;
+   VkDescriptorSetLayout dsl = VK_NULL_HANDLE;
+   VkDescriptorPool dpool = VK_NULL_HANDLE;
+   VkDescriptorSet dset = VK_NULL_HANDLE;
+   VkCommandPool pool = VK_NULL_HANDLE;
+   VkCommandBuffer cmd[MAX_SLOTS] = {0};
+   VkFence fence[MAX_SLOTS] = {0};
+   bool slot_busy[MAX_SLOTS] = {0};
+   VkSemaphore timeline = VK_NULL_HANDLE;
+   struct buffer ssbo = {0}, readback = {0};
+
+   VK_OR(vkCreateImage(dev, &imci, NULL, &image), out);
+   VkMemoryRequirements ireq;
+   vkGetImageMemoryRequirements(dev, image, &ireq);
+   if (bind_memory(ireq, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, &image_mem))
+      goto out;
+   VK_OR(vkBindImageMemory(dev, image, image_mem, 0), out);
+   VkImageViewCreateInfo vci = {
+      .sType = VK_STRUCTURE_TYPE_IMAGE_VIEW_CREATE_INFO,
+      .image = image,
+      .viewType = VK_IMAGE_VIEW_TYPE_2D,
+      .format = imci.format,
+      .subresourceRange = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 1, 0, 1},
+   };
+   VK_OR(vkCreateImageView(dev, &vci, NULL, &view), out);
+   if (host_buffer(ELEMS * 4, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, &ssbo) ||
+       host_buffer(W * H * 4, VK_BUFFER_USAGE_TRANSFER_DST_BIT, &readback))
+      goto out;
+
+   VkAttachmentDescription att = {
+      .format = imci.format,
+      .samples = VK_SAMPLE_COUNT_1_BIT,
+      .loadOp = VK_ATTACHMENT_LOAD_OP_CLEAR,
+      .storeOp = VK_ATTACHMENT_STORE_OP_STORE,
+      .stencilLoadOp = VK_ATTACHMENT_LOAD_OP_DONT_CARE,
+      .stencilStoreOp = VK_ATTACHMENT_STORE_OP_DONT_CARE,
+      .initialLayout = VK_IMAGE_LAYOUT_UNDEFINED,
+      .finalLayout = VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL,
+   };
+   VkAttachmentReference aref = {0, VK_IMAGE_LAYOUT_COLOR_ATTACHMENT_OPTIMAL};
+   VkSubpassDescription sub = {
+      .pipelineBindPoint = VK_PIPELINE_BIND_POINT_GRAPHICS,
+      .colorAttachmentCount = 1,
+      .pColorAttachments = &aref,
+   };
+   VkSubpassDependency dep = {
+      .srcSubpass = 0,
+      .dstSubpass = VK_SUBPASS_EXTERNAL,
+      .srcStageMask = VK_PIPELINE_STAGE_COLOR_ATTACHMENT_OUTPUT_BIT,
+      .dstStageMask = VK_PIPELINE_STAGE_TRANSFER_BIT,
+      .srcAccessMask = VK_ACCESS_COLOR_ATTACHMENT_WRITE_BIT,
+      .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT,
+   };
+   VkRenderPassCreateInfo rpci = {
+      .sType = VK_STRUCTURE_TYPE_RENDER_PASS_CREATE_INFO,
+      .attachmentCount = 1,
+      .pAttachments = &att,
+      .subpassCount = 1,
+      .pSubpasses = &sub,
+      .dependencyCount = 1,
+      .pDependencies = &dep,
+   };
+   VK_OR(vkCreateRenderPass(dev, &rpci, NULL, &pass), out);
+   VkFramebufferCreateInfo fbci = {
+      .sType = VK_STRUCTURE_TYPE_FRAMEBUFFER_CREATE_INFO,
+      .renderPass = pass,
+      .attachmentCount = 1,
+      .pAttachments = &view,
+      .width = W,
+      .height = H,
+      .layers = 1,
+   };
+   VK_OR(vkCreateFramebuffer(dev, &fbci, NULL, &fb), out);
+
+   /* --- pipelines ------------------------------------------------------------------------ */
+   VkPipelineLayoutCreateInfo plci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
+   VK_OR(vkCreatePipelineLayout(dev, &plci, NULL, &gfx_layout), out);
+   vs = shader(tri_vert, sizeof(tri_vert));
+   fs = shader(tri_frag, sizeof(tri_frag));
+   csm = shader(fill_comp, sizeof(fill_comp));
+   if (!vs || !fs || !csm)
+      goto out;
+   VkPipelineShaderStageCreateInfo stages[2] = {
+      {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, NULL, 0, VK_SHADER_STAGE_VERTEX_BIT,
+       vs, "main", NULL},
+      {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, NULL, 0,
+       VK_SHADER_STAGE_FRAGMENT_BIT, fs, "main", NULL},
+   };
+   VkPipelineVertexInputStateCreateInfo vi = {
+      .sType = VK_STRUCTURE_TYPE_PIPELINE_VERTEX_INPUT_STATE_CREATE_INFO,
+   };
+   VkPipelineInputAssemblyStateCreateInfo ia = {
+      .sType = VK_STRUCTURE_TYPE_PIPELINE_INPUT_ASSEMBLY_STATE_CREATE_INFO,
+      .topology = VK_PRIMITIVE_TOPOLOGY_TRIANGLE_LIST,
+   };
+   VkViewport vp = {0, 0, W, H, 0, 1};
+   VkRect2D sc = {{0, 0}, {W, H}};
+   VkPipelineViewportStateCreateInfo vps = {
+      .sType = VK_STRUCTURE_TYPE_PIPELINE_VIEWPORT_STATE_CREATE_INFO,
+      .viewportCount = 1,
+      .pViewports = &vp,
+      .scissorCount = 1,
+      .pScissors = &sc,
+   };
+   VkPipelineRasterizationStateCreateInfo rs = {
+      .sType = VK_STRUCTURE_TYPE_PIPELINE_RASTERIZATION_STATE_CREATE_INFO,
+      .polygonMode = VK_POLYGON_MODE_FILL,
+      .cullMode = VK_CULL_MODE_NONE,
+      .lineWidth = 1.0f,
+   };
+   VkPipelineMultisampleStateCreateInfo ms = {
+      .sType = VK_STRUCTURE_TYPE_PIPELINE_MULTISAMPLE_STATE_CREATE_INFO,
+      .rasterizationSamples = VK_SAMPLE_COUNT_1_BIT,
+   };
+   VkPipelineColorBlendAttachmentState cba = {.colorWriteMask = 0xf};
+   VkPipelineColorBlendStateCreateInfo cb = {
+      .sType = VK_STRUCTURE_TYPE_PIPELINE_COLOR_BLEND_STATE_CREATE_INFO,
+      .attachmentCount = 1,
+      .pAttachments = &cba,
+   };
+   VkGraphicsPipelineCreateInfo gpci = {
+      .sType = VK_STRUCTURE_TYPE_GRAPHICS_PIPELINE_CREATE_INFO,
+      .stageCount = 2,
+      .pStages = stages,
+      .pVertexInputState = &vi,
+      .pInputAssemblyState = &ia,
+      .pViewportState = &vps,
+      .pRasterizationState = &rs,
+      .pMultisampleState = &ms,
+      .pColorBlendState = &cb,
+      .layout = gfx_layout,
+      .renderPass = pass,
+   };
+   VK_OR(vkCreateGraphicsPipelines(dev, VK_NULL_HANDLE, 1, &gpci, NULL, &gfx), out);
+
+   VkDescriptorSetLayoutBinding b0 = {0, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1,
+                                      VK_SHADER_STAGE_COMPUTE_BIT, NULL};
+   VkDescriptorSetLayoutCreateInfo dslci = {
+      .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+      .bindingCount = 1,
+      .pBindings = &b0,
+   };
+   VK_OR(vkCreateDescriptorSetLayout(dev, &dslci, NULL, &dsl), out);
+   VkPushConstantRange pcr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, 4};
+   VkPipelineLayoutCreateInfo cplci = {
+      .sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+      .setLayoutCount = 1,
+      .pSetLayouts = &dsl,
+      .pushConstantRangeCount = 1,
+      .pPushConstantRanges = &pcr,
+   };
+   VK_OR(vkCreatePipelineLayout(dev, &cplci, NULL, &cs_layout), out);
+   VkComputePipelineCreateInfo cpci = {
+      .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+      .stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, NULL, 0,
+                VK_SHADER_STAGE_COMPUTE_BIT, csm, "main", NULL},
+      .layout = cs_layout,
+   };
+   VK_OR(vkCreateComputePipelines(dev, VK_NULL_HANDLE, 1, &cpci, NULL, &cs), out);
+   VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1};
+   VkDescriptorPoolCreateInfo dpci = {
+      .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+      .maxSets = 1,
+      .poolSizeCount = 1,
+      .pPoolSizes = &ps,
+   };
+   VK_OR(vkCreateDescriptorPool(dev, &dpci, NULL, &dpool), out);
+   VkDescriptorSetAllocateInfo dsai = {
+      .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+      .descriptorPool = dpool,
+      .descriptorSetCount = 1,
+      .pSetLayouts = &dsl,
+   };
+   VK_OR(vkAllocateDescriptorSets(dev, &dsai, &dset), out);
+   VkDescriptorBufferInfo dbi = {ssbo.buf, 0, VK_WHOLE_SIZE};
+   VkWriteDescriptorSet wds = {
+      .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+      .dstSet = dset,
+      .descriptorCount = 1,
+      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+      .pBufferInfo = &dbi,
+   };
+   vkUpdateDescriptorSets(dev, 1, &wds, 0, NULL);
+
+   /* --- command buffers, fences, a timeline ---------------------------------------------- */
+   VkCommandPoolCreateInfo cpoolci = {
+      .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+      .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+      .queueFamilyIndex = family,
+   };
+   VK_OR(vkCreateCommandPool(dev, &cpoolci, NULL, &pool), out);
+   VkCommandBufferAllocateInfo cbai = {
+      .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+      .commandPool = pool,
+      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+      .commandBufferCount = in_flight,
+   };
+   VK_OR(vkAllocateCommandBuffers(dev, &cbai, cmd), out);
+   for (unsigned i = 0; i < in_flight; i++) {
+      VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+      VK_OR(vkCreateFence(dev, &fci, NULL, &fence[i]), out);
+   }
+   VkSemaphoreTypeCreateInfo stci = {
+      .sType = VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO,
+      .semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE,
+   };
+   VkSemaphoreCreateInfo sci = {.sType = VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO, .pNext = &stci};
+   VK_OR(vkCreateSemaphore(dev, &sci, NULL, &timeline), out);
+
+   /* --- the loop: even submissions render, odd ones dispatch ----------------------------- */
+   for (unsigned i = 0; i < submissions; i++) {
+      unsigned s = i % in_flight;
+      if (slot_busy[s]) {
+         waits++;
+         VK_OR(vkWaitForFences(dev, 1, &fence[s], VK_TRUE, TIMEOUT_NS), out);
+         VK_OR(vkResetFences(dev, 1, &fence[s]), out);
+         slot_busy[s] = false;
+      }
+      VkCommandBufferBeginInfo cbbi = {
+         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+         .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
+      };
+      VK_OR(vkResetCommandBuffer(cmd[s], 0), out);
+      VK_OR(vkBeginCommandBuffer(cmd[s], &cbbi), out);
+      bool render = (i % 2) == 0;
+      if (render) {
+         VkClearValue clear = {.color = {.float32 = {1.0f, 0.0f, 0.0f, 1.0f}}};
+         VkRenderPassBeginInfo rpbi = {
+            .sType = VK_STRUCTURE_TYPE_RENDER_PASS_BEGIN_INFO,
+            .renderPass = pass,
+            .framebuffer = fb,
+            .renderArea = {{0, 0}, {W, H}},
+            .clearValueCount = 1,
+            .pClearValues = &clear,
+         };
+         vkCmdBeginRenderPass(cmd[s], &rpbi, VK_SUBPASS_CONTENTS_INLINE);
+         vkCmdBindPipeline(cmd[s], VK_PIPELINE_BIND_POINT_GRAPHICS, gfx);
+         vkCmdDraw(cmd[s], 3, 1, 0, 0);
+         vkCmdEndRenderPass(cmd[s]);
+         VkBufferImageCopy region = {
+            .imageSubresource = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 0, 1},
+            .imageExtent = {W, H, 1},
+         };
+         vkCmdCopyImageToBuffer(cmd[s], image, VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL,
+                                readback.buf, 1, &region);
+         renders++;
+      } else {
+         uint32_t seed = i;
+         vkCmdBindPipeline(cmd[s], VK_PIPELINE_BIND_POINT_COMPUTE, cs);
+         vkCmdBindDescriptorSets(cmd[s], VK_PIPELINE_BIND_POINT_COMPUTE, cs_layout, 0, 1, &dset,
+                                 0, NULL);
+         vkCmdPushConstants(cmd[s], cs_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, 4, &seed);
+         vkCmdDispatch(cmd[s], ELEMS / 64, 1, 1);
+         dispatches++;
+      }
+      VkMemoryBarrier mb = {
+         .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+         .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+         .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
+      };
+      vkCmdPipelineBarrier(cmd[s],
+                           VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                           VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+      VK_OR(vkEndCommandBuffer(cmd[s]), out);
+      uint64_t point = i + 1;
+      VkTimelineSemaphoreSubmitInfo tssi = {
+         .sType = VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO,
+         .signalSemaphoreValueCount = 1,
+         .pSignalSemaphoreValues = &point,
+      };
+      VkSubmitInfo si = {
+         .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+         .pNext = &tssi,
+         .commandBufferCount = 1,
+         .pCommandBuffers = &cmd[s],
+         .signalSemaphoreCount = 1,
+         .pSignalSemaphores = &timeline,
+      };
+      VK_OR(vkQueueSubmit(queue, 1, &si, fence[s]), out);
+      slot_busy[s] = true;
+      submitted++;
+      if (render)
+         have_render = true;
+      else {
+         have_compute = true;
+         last_seed = i;
+      }
+   }
+   {
+      uint64_t last = submitted;
+      VkSemaphoreWaitInfo swi = {
+         .sType = VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO,
+         .semaphoreCount = 1,
+         .pSemaphores = &timeline,
+         .pValues = &last,
+      };
+      waits++;
+      VK_OR(vkWaitSemaphores(dev, &swi, TIMEOUT_NS), out);
+      for (unsigned s = 0; s < in_flight; s++) {
+         if (slot_busy[s]) {
+            waits++;
+            VK_OR(vkWaitForFences(dev, 1, &fence[s], VK_TRUE, TIMEOUT_NS), out);
+            slot_busy[s] = false;
+         }
+      }
+      VK_OR(vkQueueWaitIdle(queue), out);
+   }
+
+out:;
+   /* --- results -------------------------------------------------------------------------- */
+   const char *compute_result = "none", *render_result = "none";
+   if (have_compute && !err.calls_failed) {
+      const uint32_t *d = ssbo.map;
+      compute_result = "ok";
+      for (uint32_t j = 0; j < ELEMS; j++) {
+         if (d[j] != 3 * j + last_seed) {
+            compute_result = "wrong";
+            break;
+         }
+      }
+   }
+   if (have_render && !err.calls_failed) {
+      const uint8_t *px = readback.map;
+      const uint8_t *centre = px + ((H / 2) * W + W / 2) * 4, *corner = px;
+      bool ok = centre[0] == 0 && centre[1] == 255 && corner[0] == 255 && corner[1] == 0;
+      render_result = ok ? "ok" : "wrong";
+   }
+   bool results_ok = !strcmp(compute_result, "ok") && !strcmp(render_result, "ok");
+
+   printf("{\"program\":\"vk_submit\",\"device\":\"%s\",\"driver\":\"%s\","
+          "\"submissions\":%u,\"render_passes\":%u,\"dispatches\":%u,\"waits\":%u,"
+          "\"calls_failed\":%u,\"first_failed_call\":\"%s\",\"first_failed_result\":%d,"
+          "\"device_lost\":%s,\"lost_at\":\"%s\","
+          "\"compute_result\":\"%s\",\"render_result\":\"%s\"}\n",
+          props.properties.deviceName, drv.driverName, submitted, renders, dispatches, waits,
+          err.calls_failed, err.first_call, err.first_result,
+          err.device_lost ? "true" : "false", err.lost_call, compute_result, render_result);
+   fflush(stdout);
+
+   /* Teardown only when the device is usable: a lost device's objects are the driver's
+    * problem, and this program reports rather than cleans up after one. */
+   if (!err.calls_failed) {
+      vkDeviceWaitIdle(dev);
+      vkDestroySemaphore(dev, timeline, NULL);
+      for (unsigned i = 0; i < in_flight; i++)
+         vkDestroyFence(dev, fence[i], NULL);
+      vkDestroyCommandPool(dev, pool, NULL);
+      vkDestroyDescriptorPool(dev, dpool, NULL);
+      vkDestroyPipeline(dev, cs, NULL);
+      vkDestroyPipeline(dev, gfx, NULL);
+      vkDestroyPipelineLayout(dev, cs_layout, NULL);
+      vkDestroyPipelineLayout(dev, gfx_layout, NULL);
+      vkDestroyDescriptorSetLayout(dev, dsl, NULL);
+      vkDestroyShaderModule(dev, vs, NULL);
+      vkDestroyShaderModule(dev, fs, NULL);
+      vkDestroyShaderModule(dev, csm, NULL);
+      vkDestroyFramebuffer(dev, fb, NULL);
+      vkDestroyRenderPass(dev, pass, NULL);
+      vkDestroyImageView(dev, view, NULL);
+      vkDestroyImage(dev, image, NULL);
+      vkFreeMemory(dev, image_mem, NULL);
+      vkDestroyBuffer(dev, ssbo.buf, NULL);
+      vkFreeMemory(dev, ssbo.mem, NULL);
+      vkDestroyBuffer(dev, readback.buf, NULL);
+      vkFreeMemory(dev, readback.mem, NULL);
+      vkDestroyDevice(dev, NULL);
+      vkDestroyInstance(inst, NULL);
+   }
+   if (err.calls_failed)
+      return 1;
+   return check_results && !results_ok ? 1 : 0;
+}
