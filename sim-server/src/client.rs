@@ -52,6 +52,30 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+/// Parses what follows `unix:` in a device spec: `PATH` (the server's shared device) or
+/// `PATH,new[,OPTIONS]` (a new private device with `sim` options, checked here).
+pub fn parse_unix_spec(rest: &str) -> Result<(PathBuf, Target), String> {
+    let (path, opts) = rest.split_once(',').unwrap_or((rest, ""));
+    if path.is_empty() {
+        return Err("expected unix:PATH".into());
+    }
+    let target = match opts.split_once(',').unwrap_or((opts, "")) {
+        ("", "") => Target::Shared,
+        ("new", o) => {
+            SimConfig::from_options(o)?;
+            Target::New(o.to_owned())
+        }
+        _ => {
+            return Err(
+                "unix:PATH opens the server's shared device; options need `new` \
+                        (unix:PATH,new,policy=...)"
+                    .into(),
+            )
+        }
+    };
+    Ok((path.into(), target))
+}
+
 /// Why a file could not be opened on a server.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{endpoint}: {message}")]

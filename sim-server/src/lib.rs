@@ -19,6 +19,6 @@ pub mod shape;
 pub mod transport;
 pub mod wire;
 
-pub use client::{Endpoint, OpenError, RemoteFile};
+pub use client::{parse_unix_spec, Endpoint, OpenError, RemoteFile};
 pub use msg::Target;
 pub use server::{Listener, Server, ServerStats};

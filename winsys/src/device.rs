@@ -96,25 +96,12 @@ impl DeviceSpec {
 /// `PATH[,new[,options]]` after `unix:`.
 #[cfg(feature = "sim")]
 fn parse_unix(rest: &str, bad: impl Fn(String) -> Error) -> Result<DeviceSpec> {
-    let (path, opts) = rest.split_once(',').unwrap_or((rest, ""));
-    if path.is_empty() {
-        return Err(bad("expected unix:PATH".into()));
-    }
-    let new = match opts.split_once(',').unwrap_or((opts, "")) {
-        ("", "") => None,
-        ("new", o) => Some(SimOptions::parse(o, bad)?),
-        _ => {
-            return Err(bad(
-                "unix:PATH opens the server's shared device; options need `new` \
-                 (unix:PATH,new,policy=...)"
-                    .into(),
-            ))
-        }
+    let (path, target) = agx_sim_server::parse_unix_spec(rest).map_err(&bad)?;
+    let new = match target {
+        crate::sim::Target::New(o) => Some(SimOptions::parse(&o, bad)?),
+        _ => None,
     };
-    Ok(DeviceSpec::Remote {
-        path: path.into(),
-        new,
-    })
+    Ok(DeviceSpec::Remote { path, new })
 }
 
 #[cfg(not(feature = "sim"))]
