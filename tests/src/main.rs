@@ -4,6 +4,7 @@
 mod campaign;
 mod cases;
 mod demo;
+mod evil;
 mod info;
 mod results;
 mod rng;
@@ -29,8 +30,9 @@ struct Cli {
 
 #[derive(Args, Clone, Debug)]
 pub struct DeviceArg {
-    /// Device spec: sim[:options], auto (the asahi render node), or a /dev/dri node (default:
-    /// $AGXWS_DEVICE, else sim: this tool asks for the simulated GPU by name).
+    /// Device spec: sim[:options], unix:PATH (a device server's shared GPU), auto (the asahi
+    /// render node), or a /dev/dri node (default: $AGXWS_DEVICE, else sim: this tool asks for
+    /// the simulated GPU by name).
     #[arg(long)]
     pub device: Option<String>,
 }
@@ -122,6 +124,9 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The evil neighbour: another process on a shared GPU (--device unix:PATH) that makes
+    /// faults at a steady rate.
+    Evil(evil::EvilOpts),
     /// Restartability soundness and precision against the simulator.
     Soundness {
         #[arg(long, default_value_t = 2000)]
@@ -142,6 +147,7 @@ fn main() -> ExitCode {
         Cmd::Trace { name, out } => runner::trace(&name, &out),
         Cmd::Campaign(o) => campaign::campaign(&o),
         Cmd::ComparePolicies { iterations, seed } => campaign::compare_policies(iterations, seed),
+        Cmd::Evil(o) => evil::run(&o),
         Cmd::Soundness { commands, seed } => soundness::run(commands, seed),
     };
     ExitCode::from(code)
