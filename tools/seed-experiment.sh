@@ -7,12 +7,15 @@
 # replays, device losses, and whether the frames were right (the frames' hashes against a run of
 # the same program on the same server with no evil process).
 #
-#   tools/seed-experiment.sh [--frames N] [--every MS] [--apps "vkcube gl"] [--out FILE]
+#   tools/seed-experiment.sh [--frames N] [--every MS] [--apps "vkcube gl"] [--out FILE] [--check]
+#
+# --check (CI): exit 1 unless, under replay, every program rendered all its frames right with
+# no device lost and every fault that hit it replayed (at least one hit), and under
+# kill-inflight every program lost its device at a hit.
 #
 # Programs: vkcube (vulkan-tools; a Vulkan program presenting every frame, its frames hashed by
-# the layer with AGX_FAULT_FRAMES when the layer has it), and GL through Mesa's zink on the same
-# Vulkan driver (agx-gl-frames, which reads every frame back and prints its hash, when built;
-# else glxgears for a few seconds, whose frames are not checked). Both run on Xvfb.
+# the layer, AGX_FAULT_FRAMES), and GL through Mesa's zink on the same Vulkan driver
+# (agx-gl-frames, which reads every frame back and prints its hash). Both run on Xvfb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,13 +23,15 @@ FRAMES=120
 EVERY=5
 APPS="vkcube gl"
 OUT=""
+CHECK=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --frames) FRAMES="$2"; shift 2 ;;
         --every) EVERY="$2"; shift 2 ;;
         --apps) APPS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
-        *) echo "usage: $0 [--frames N] [--every MS] [--apps \"vkcube gl\"] [--out FILE]" >&2; exit 2 ;;
+        --check) CHECK=1; shift ;;
+        *) echo "usage: $0 [--frames N] [--every MS] [--apps \"vkcube gl\"] [--out FILE] [--check]" >&2; exit 2 ;;
     esac
 done
 for tool in Xvfb vkcube jq; do
@@ -38,10 +43,6 @@ done
 
 cargo build --release -q -p agx-sim-server -p agx-fault-suite -p agx-vk-layer
 T="$PWD/target/release"
-GL_FRAMES=""
-if cargo build --release -q -p agx-vk-layer --bin agx-gl-frames 2>/dev/null; then
-    GL_FRAMES="$T/agx-gl-frames"
-fi
 
 work="$(mktemp -d)"
 pids=()
@@ -72,32 +73,21 @@ run_app() {
                 >"$work/$tag.out" 2>"$work/$tag.err" || code=$? ;;
         gl)
             env+=(MESA_LOADER_DRIVER_OVERRIDE=zink LIBGL_ALWAYS_SOFTWARE=1)
-            if [ -n "$GL_FRAMES" ]; then
-                env "${env[@]}" timeout 300 "$GL_FRAMES" --frames "$FRAMES" --mode hash \
-                    >"$work/$tag.out" 2>"$work/$tag.err" || code=$?
-                grep '^frame ' "$work/$tag.out" | awk '{print $2, $3}' >"$work/$tag.frames" || true
-            else
-                env "${env[@]}" timeout 10 glxgears \
-                    >"$work/$tag.out" 2>"$work/$tag.err" || code=$?
-            fi ;;
+            env "${env[@]}" timeout 300 "$T/agx-gl-frames" --frames "$FRAMES" --mode hash \
+                >"$work/$tag.out" 2>"$work/$tag.err" || code=$?
+            grep '^frame ' "$work/$tag.out" | awk '{print $2, $3}' >"$work/$tag.frames" || true ;;
     esac
     echo "$code" >"$work/$tag.code"
 }
 
-frames_of() { # the frames a run rendered: hashed frames, else what glxgears reports
-    local tag="$1"
-    if [ -s "$work/$tag.frames" ]; then
-        wc -l <"$work/$tag.frames"
-    elif grep -q 'frames in' "$work/$tag.out" 2>/dev/null; then
-        awk '/frames in/ {n += $1} END {print n + 0}' "$work/$tag.out"
-    else
-        echo "?"
-    fi
+frames_of() { # the frames a run rendered (hashed)
+    if [ -e "$work/$1.frames" ]; then wc -l <"$work/$1.frames"; else echo 0; fi
 }
 
 stat_of() { jq -r ".$2 // \"?\"" "$work/$1.stats" 2>/dev/null || echo "?"; }
 
 rows=()
+failed=()
 for policy in kill-inflight replay; do
     sock="$work/$policy.sock"
     "$T/agx-sim-server" --socket "$sock" --device "policy=$policy,clock=host" 2>/dev/null &
@@ -119,7 +109,7 @@ for policy in kill-inflight replay; do
         rm -f "$work/evil.in"
         tag="$app-$policy"
         frames="$(frames_of "$tag")"
-        right="unchecked"
+        right="no frames"
         if [ -s "$work/$tag.frames" ] && [ -s "$work/$tag-ref.frames" ]; then
             n="$(wc -l <"$work/$tag.frames")"
             # Frames are compared by their index: the same frame must have the same pixels.
@@ -135,8 +125,22 @@ for policy in kill-inflight replay; do
         fi
         made="$(jq -r '.faults' "$work/evil.json" 2>/dev/null || echo "?")"
         name="$app"
-        [ "$app" = gl ] && name="GL on zink ($([ -n "$GL_FRAMES" ] && echo agx-gl-frames || echo glxgears))"
-        rows+=("| $name | $policy | $frames | $made | $(stat_of "$tag" faults_injected) | $(stat_of "$tag" replays) | $(stat_of "$tag" devices_lost) | $right | $(cat "$work/$tag.code") |")
+        [ "$app" = gl ] && name="GL on zink (agx-gl-frames)"
+        hits="$(stat_of "$tag" faults_injected)"
+        replays="$(stat_of "$tag" replays)"
+        lost="$(stat_of "$tag" devices_lost)"
+        code="$(cat "$work/$tag.code")"
+        rows+=("| $name | $policy | $frames | $made | $hits | $replays | $lost | $right | $code |")
+        case "$policy" in
+            replay)
+                [ "$lost" = 0 ] && [ "$code" = 0 ] && [ "$frames" = "$FRAMES" ] \
+                    && [ "$right" = "yes ($FRAMES/$FRAMES)" ] && [ "$hits" != "?" ] \
+                    && [ "$hits" -ge 1 ] && [ "$replays" = "$hits" ] \
+                    || failed+=("$name under replay: $frames frames, right: $right, $hits hits, $replays replays, $lost lost, exit $code") ;;
+            kill-inflight)
+                [ "$lost" = 1 ] \
+                    || failed+=("$name under kill-inflight: $lost device losses (expected one, at the first hit)") ;;
+        esac
     done
     kill "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
@@ -149,3 +153,7 @@ done
     echo
     echo "(${FRAMES} frames asked; evil process faulting every ${EVERY} ms: unmapped write, read-only write, hang in turn; host clock; lavapipe)"
 } | tee ${OUT:+"$OUT"}
+if [ "$CHECK" = 1 ] && [ ${#failed[@]} -gt 0 ]; then
+    printf 'seed-experiment: FAIL: %s\n' "${failed[@]}" >&2
+    exit 1
+fi

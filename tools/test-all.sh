@@ -86,3 +86,10 @@ trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$server_dir"' EXIT
 for _ in $(seq 200); do [ -S "$server_dir/sock" ] && break; sleep 0.05; done
 AGXWS_SIM_SERVER="$server_dir/sock" cargo test -q -p agx-winsys
 AGXWS_SIM_SERVER="$server_dir/sock" cargo run --release -q -p agx-fault-suite -- run --output results-server
+
+# --- 6. The seed experiment ----------------------------------------------------------------
+# Two processes on one GPU: vkcube and GL on zink (lavapipe) under the layer, their shadow jobs
+# on a host-clock server's GPU, the evil process faulting on it every 5 ms; kill-inflight must
+# lose each program's device, replay must keep every frame right (README table, 120 frames).
+step "seed experiment (60 frames): vkcube and GL on zink under the layer on a shared GPU, the evil process faulting every 5 ms"
+tools/seed-experiment.sh --frames 60 --check
