@@ -1,7 +1,8 @@
 //! `libagx_render_node.so`: with `LD_PRELOAD`, a render node (default `/dev/dri/renderD128`)
 //! that any program can open is the simulated asahi GPU: a device of a device server
 //! (`AGX_RENDER_NODE_DEVICE=unix:PATH`) or one embedded in the process (`sim[:options]`, the
-//! default `sim:streams=opaque`). Mesa's `drm-shim` that can fail jobs.
+//! default). Devices it creates run real AGX streams as opaque jobs (`streams=opaque` unless the
+//! options say otherwise). Mesa's `drm-shim` that can fail jobs.
 //!
 //! What is interposed, and why:
 //! - `open`/`openat` (and their 64-bit and fortified forms) of the node: a new DRM file (a

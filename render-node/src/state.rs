@@ -112,6 +112,16 @@ impl State {
         if matches!(target, Target::New(_)) {
             *lock(&backend.target) = Target::Join(file.device_id());
         }
+        if file.config().streams != agx_sim::StreamMode::Opaque {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                eprintln!(
+                    "agx-render-node: the device runs streams={}: real AGX control streams \
+                     (Mesa's) will fault; give it streams=opaque",
+                    file.config().streams.name()
+                )
+            });
+        }
         let fd: OwnedFd = if cloexec {
             rustix::io::fcntl_dupfd_cloexec(file.socket(), 0)?
         } else {
