@@ -17,6 +17,8 @@
 //!   `drmGetDevices2` and Mesa's loader read to find and name the device (a platform device
 //!   with Apple's AGX compatible strings, driver `asahi`).
 //!
+//! `AGX_RENDER_NODE_FAULTS` makes the program's own submits fault or hang (`faults`).
+//!
 //! Every hook catches panics (none crosses into C), and a call made while already inside a
 //! hook goes straight to the C library. Variadic C functions (`open`, `ioctl`, `fcntl`) are
 //! defined with their optional argument spelled out: on x86-64 and AArch64 Linux a variadic
@@ -25,6 +27,7 @@
 // The unit tests build without the hooks (they would interpose on the test harness).
 #![cfg_attr(test, allow(dead_code))]
 
+mod faults;
 mod node;
 mod real;
 mod state;

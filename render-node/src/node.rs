@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use agx_sim::SimConfig;
 use agx_sim_server::Target;
 
+use crate::faults::FaultPlan;
+
 /// `DRM_MAJOR` on Linux.
 pub const DRM_MAJOR: u32 = 226;
 
@@ -31,6 +33,8 @@ pub struct Node {
     /// `/sys/dev/char/226:128/device`.
     pub sys_device: String,
     pub backing: Backing,
+    /// `AGX_RENDER_NODE_FAULTS`: faults of the program's own (none by default).
+    pub faults: FaultPlan,
     /// `AGX_RENDER_NODE_DEBUG`: say on stderr what is set up.
     pub debug: bool,
 }
@@ -56,7 +60,12 @@ impl Node {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| DEFAULT_DEVICE.into());
         let debug = std::env::var_os("AGX_RENDER_NODE_DEBUG").is_some_and(|v| v != "0");
-        Node::new(&path, &device, debug)
+        let mut node = Node::new(&path, &device, debug)?;
+        if let Ok(plan) = std::env::var("AGX_RENDER_NODE_FAULTS") {
+            node.faults =
+                FaultPlan::parse(&plan).map_err(|e| format!("AGX_RENDER_NODE_FAULTS: {e}"))?;
+        }
+        Ok(node)
     }
 
     pub fn new(path: &str, device: &str, debug: bool) -> Result<Node, String> {
@@ -98,6 +107,7 @@ impl Node {
             minor,
             sys_device: format!("/sys/dev/char/{DRM_MAJOR}:{minor}/device"),
             backing,
+            faults: FaultPlan::default(),
             debug,
         })
     }
