@@ -1,8 +1,9 @@
 //! `stats`: the simulated GPU's counters as one JSON line, for scripts that run programs on a
 //! device server's GPU (`--device unix:PATH`) and want to know what the GPU did with their
 //! work: commands accepted, completed, faulted, killed, cancelled, run as opaque jobs, and the
-//! commands still pending.
+//! commands still pending, and the trace's words for the last faults.
 
+use agx_sim::trace::EventKind;
 use agx_winsys::Device;
 
 use crate::DeviceArg;
@@ -20,6 +21,14 @@ pub fn run(arg: &DeviceArg) -> u8 {
         return 2;
     };
     let s = sim.stats();
+    // What the firmware saw of the last faults and timeouts (the trace's own words).
+    let mut faults: Vec<String> = sim
+        .trace_events()
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::Fault | EventKind::Timeout))
+        .map(|e| format!("queue {}: {}", e.queue, e.detail))
+        .collect();
+    faults.drain(..faults.len().saturating_sub(8));
     let summary = serde_json::json!({
         "submits": s.submits,
         "commands": s.commands,
@@ -34,6 +43,7 @@ pub fn run(arg: &DeviceArg) -> u8 {
         "pending": sim.pending_commands(),
         "gpu_time_ns": sim.now_ns(),
         "config": sim.config().to_options(),
+        "last_faults": faults,
     });
     println!("{summary}");
     0
