@@ -343,7 +343,8 @@ main(int argc, char **argv)
        host_buffer(W * H * 4, VK_BUFFER_USAGE_TRANSFER_DST_BIT, &readback))
       goto out;
 
-   VkAttachmentDescription att = {
+   /* Colour, and (--stale-depth) depth: both cleared and stored. */
+   VkAttachmentDescription atts[2] = {{
       .format = imci.format,
       .samples = VK_SAMPLE_COUNT_1_BIT,
       .loadOp = VK_ATTACHMENT_LOAD_OP_CLEAR,
@@ -352,20 +353,10 @@ main(int argc, char **argv)
       .stencilStoreOp = VK_ATTACHMENT_STORE_OP_DONT_CARE,
       .initialLayout = VK_IMAGE_LAYOUT_UNDEFINED,
       .finalLayout = VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL,
-   };
-   VkAttachmentDescription atts[2] = {
-      att,
-      {
-         .format = VK_FORMAT_D32_SFLOAT,
-         .samples = VK_SAMPLE_COUNT_1_BIT,
-         .loadOp = VK_ATTACHMENT_LOAD_OP_CLEAR,
-         .storeOp = VK_ATTACHMENT_STORE_OP_STORE,
-         .stencilLoadOp = VK_ATTACHMENT_LOAD_OP_DONT_CARE,
-         .stencilStoreOp = VK_ATTACHMENT_STORE_OP_DONT_CARE,
-         .initialLayout = VK_IMAGE_LAYOUT_UNDEFINED,
-         .finalLayout = VK_IMAGE_LAYOUT_DEPTH_STENCIL_ATTACHMENT_OPTIMAL,
-      },
-   };
+   }};
+   atts[1] = atts[0];
+   atts[1].format = VK_FORMAT_D32_SFLOAT;
+   atts[1].finalLayout = VK_IMAGE_LAYOUT_DEPTH_STENCIL_ATTACHMENT_OPTIMAL;
    VkAttachmentReference aref = {0, VK_IMAGE_LAYOUT_COLOR_ATTACHMENT_OPTIMAL};
    VkAttachmentReference dref = {1, VK_IMAGE_LAYOUT_DEPTH_STENCIL_ATTACHMENT_OPTIMAL};
    VkSubpassDescription sub = {
