@@ -33,8 +33,8 @@ block="$(
     echo
     echo "Mesa \`$LABEL\` (GL_VERSION \`$version\`, assertions on), run on $(date -u +%Y-%m-%d)."
     echo "Simulated GPU: \`$(jq -rs '.[0].device' "$OUT")\`."
-    echo "Programs: \`vk_submit --submissions 300 --size 3840x2160\`,"
-    echo "\`gl_robust --frames 300 --size 3840x2160\` (a \`glFinish\` every 10 frames). One run per row."
+    echo "Programs: \`vk_submit --submissions 300 --size 2880\`,"
+    echo "\`gl_robust --frames 300 --size 2880\` (a \`glFinish\` every 10 frames). One run per row."
     echo
     mesa/table.sh "$OUT"
     echo

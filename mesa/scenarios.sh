@@ -81,8 +81,8 @@ mkdir -p "$(dirname "$OUT")"
 
 program_cmd() {
     case "$1" in
-        vk) echo "$TESTS/vk_submit --submissions 300 --size 3840x2160" ;;
-        gl) echo "$TESTS/gl_robust --frames 300 --size 3840x2160" ;;
+        vk) echo "$TESTS/vk_submit --submissions 300 --size 2880" ;;
+        gl) echo "$TESTS/gl_robust --frames 300 --size 2880" ;;
         *) echo "scenarios: unknown program $1" >&2; exit 1 ;;
     esac
 }

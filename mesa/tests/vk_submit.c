@@ -4,9 +4,10 @@
  * every one, then checks what the GPU wrote. Prints one JSON line: what was submitted, which
  * call returned what, whether the device was lost, and the results.
  *
- *   vk_submit [--submissions N] [--in-flight K] [--size WxH] [--stale-depth S]
+ *   vk_submit [--submissions N] [--in-flight K] [--size S|WxH] [--stale-depth S]
  *             [--check-results]
  *
+ * --size: the render target is S x S or W x H (default 64): bigger passes cost more GPU time.
  * --stale-depth S gives the render pass a depth attachment (D32_SFLOAT, cleared and stored)
  * whose memory is exportable, exported once (so the driver frees it at once when asked, instead
  * of keeping it in a cache), and, before submission S (from 1), after waiting for the queue to
@@ -34,8 +35,7 @@
 #include "tri.frag.h"
 #include "tri.vert.h"
 
-/* The render area, --size WxH (default 64x64): its tiles are what a render pass costs a GPU. */
-static uint32_t W = 64, H = 64;
+static unsigned W = 64, H = 64;
 #define ELEMS 256
 #define TIMEOUT_NS 10000000000ull /* every wait is bounded: 10 s */
 #define MAX_SLOTS 16
@@ -155,16 +155,18 @@ main(int argc, char **argv)
          submissions = (unsigned)strtoul(argv[++i], NULL, 0);
       else if (!strcmp(argv[i], "--in-flight") && i + 1 < argc)
          in_flight = (unsigned)strtoul(argv[++i], NULL, 0);
-      else if (!strcmp(argv[i], "--size") && i + 1 < argc &&
-               sscanf(argv[++i], "%ux%u", &W, &H) == 2)
-         ;
+      else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+         const char *arg = argv[++i];
+         if (sscanf(arg, "%ux%u", &W, &H) != 2)
+            W = H = (unsigned)strtoul(arg, NULL, 0);
+      }
       else if (!strcmp(argv[i], "--stale-depth") && i + 1 < argc)
          stale_depth = (unsigned)strtoul(argv[++i], NULL, 0);
       else if (!strcmp(argv[i], "--check-results"))
          check_results = true;
       else {
          fprintf(stderr,
-                 "usage: %s [--submissions N] [--in-flight K] [--size WxH] [--stale-depth S] "
+                 "usage: %s [--submissions N] [--in-flight K] [--size S|WxH] [--stale-depth S] "
                  "[--check-results]\n",
                  argv[0]);
          return 2;
