@@ -45,7 +45,7 @@ step "cargo test --workspace"
 cargo test --workspace
 
 # --- 3. The C ABI as Mesa links it, the real-kernel test --------------------------------
-step "meson -Dsim=disabled (the library a driver ships): no simulator in it, C test"
+step "meson -Dsim=disabled (the library a driver ships): no simulator in it, C test, and the same library on the render node of the preload library (libdrm finds it, agx_ws_device_open_fd drives it)"
 rm -rf build/meson-nosim
 meson setup build/meson-nosim >/dev/null
 meson compile -C build/meson-nosim
@@ -70,3 +70,16 @@ cargo run --release -q -p agx-fault-suite -- soundness --commands 10000
 step "agx-fault-suite run: every named case + a short campaign (embedded simulated device)"
 cargo run --release -q -p agx-fault-suite -- demo
 cargo run --release -q -p agx-fault-suite -- run --output results
+
+# --- 5. The same as clients of a device server -----------------------------------------------
+# Every `sim` device of these processes is created on one agx-sim-server (AGXWS_SIM_SERVER):
+# the winsys tests and every named case (each in its own process) go through the socket.
+step "device server: the winsys tests and the fault suite as clients of agx-sim-server"
+cargo build --release -q -p agx-sim-server
+server_dir="$(mktemp -d)"
+target/release/agx-sim-server --socket "$server_dir/sock" &
+server_pid=$!
+trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$server_dir"' EXIT
+for _ in $(seq 200); do [ -S "$server_dir/sock" ] && break; sleep 0.05; done
+AGXWS_SIM_SERVER="$server_dir/sock" cargo test -q -p agx-winsys
+AGXWS_SIM_SERVER="$server_dir/sock" cargo run --release -q -p agx-fault-suite -- run --output results-server

@@ -188,7 +188,8 @@ pub fn guilty(
     }
 }
 
-/// A neighbour fault while submission `n` runs.
+/// A neighbour fault while submission `n` runs (planned, or on a shared device
+/// (`AGX_FAULT_DEVICE`) whatever another process's fault did to its shadow job).
 pub fn neighbor(
     dev: &DeviceState,
     queue: vk::Queue,
@@ -196,12 +197,23 @@ pub fn neighbor(
     fence: vk::Fence,
     n: u64,
 ) -> vk::Result {
-    stats::fault_injected();
-    let mut objs = lock(&dev.layer);
     // SAFETY: valid batches (valid usage of the submit call).
     let cbs = unsafe { batches.command_buffers() };
     let raw: Vec<u64> = cbs.iter().map(|c| c.as_raw()).collect();
     let verdict = lock(&dev.tracker).analyse_submission(&raw);
+    // What the recovery model does to the shadow job: replay, kill, or (on a shared device,
+    // when no fault came while it ran) nothing, and then it runs as is.
+    let outcome = dev
+        .shadow_outcome(n, ShadowFault::Neighbor, verdict.restartable())
+        .unwrap_or(JobOutcome::Killed {
+            guilt: Guilt::Innocent,
+            fault: None,
+        });
+    if outcome == JobOutcome::Complete {
+        return submit_as_is(dev, queue, batches, fence);
+    }
+    stats::fault_injected();
+    let mut objs = lock(&dev.layer);
 
     // 1. The job runs (and is stopped half-way: below it runs fully, then is scrambled).
     let keep = Keep {
@@ -220,13 +232,7 @@ pub fn neighbor(
     }
     // 2. What a half-executed job leaves.
     scramble(dev, &mut objs, queue, &verdict.written);
-    // 3. Replay or lose, as the recovery model decides for the shadow job.
-    let outcome = dev
-        .shadow_outcome(n, ShadowFault::Neighbor, verdict.restartable())
-        .unwrap_or(JobOutcome::Killed {
-            guilt: Guilt::Innocent,
-            fault: None,
-        });
+    // 3. Replay or lose, as the recovery model decided for the shadow job.
     if outcome.succeeded() {
         let r = submit_cbs(dev, queue, &cbs);
         // SAFETY: `queue` is valid.

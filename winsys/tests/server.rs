@@ -518,3 +518,36 @@ fn private_devices_and_their_peers() {
         .to_string();
     assert!(e.contains("no device 999"), "{e}");
 }
+
+/// Waits the server answers at once (their fences signalled) and waits it hands to a thread
+/// (that time out) both leave the caller's argument as the kernel does: its own timeout, the
+/// index written.
+#[test]
+fn waits_leave_their_arguments_as_the_kernel_does() {
+    use agx_uapi::drm::*;
+    let (_server, listener) = serve("");
+    let dev = shared(listener.path());
+    let done = SyncObj::new(&dev, true).unwrap();
+    let pending = SyncObj::new(&dev, false).unwrap();
+    let handles = [pending.handle(), done.handle()];
+    let deadline = agx_sim::sync::fence::monotonic_ns() as i64 + 20_000_000;
+    let mut a = drm_syncobj_wait {
+        handles: handles.as_ptr() as u64,
+        timeout_nsec: deadline,
+        count_handles: 2,
+        flags: DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT,
+        first_signaled: 77,
+        ..Default::default()
+    };
+    let k = dev.kernel();
+    k.ioctl(DRM_IOCTL_SYNCOBJ_WAIT, bytemuck::bytes_of_mut(&mut a))
+        .unwrap();
+    assert_eq!((a.timeout_nsec, a.first_signaled), (deadline, 1));
+    a.flags |= DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL;
+    a.first_signaled = 77;
+    let e = k
+        .ioctl(DRM_IOCTL_SYNCOBJ_WAIT, bytemuck::bytes_of_mut(&mut a))
+        .unwrap_err();
+    assert_eq!(e, rustix::io::Errno::TIME);
+    assert_eq!((a.timeout_nsec, a.first_signaled), (deadline, 77));
+}

@@ -87,6 +87,11 @@ pub(super) fn run(server: &Server, sock: UnixStream) {
             }
         };
         if may_block(&req) {
+            // Most waits find their fence signalled already: answered here, without a thread.
+            if let Some((reply, out)) = poll_first(&conn, &req) {
+                conn.reply(frame.tag, &reply, &out);
+                continue;
+            }
             let (m, cv) = &conn.blocking;
             let mut n = m.lock().unwrap_or_else(|e| e.into_inner());
             while *n >= MAX_BLOCKING {
@@ -213,6 +218,36 @@ fn may_block(req: &Request) -> bool {
         }
         _ => false,
     }
+}
+
+/// A wait tried once with a zero timeout (a poll), answered if that settles it (signalled, or
+/// refused before any waiting): `None` when it would have to wait. The reply carries the
+/// caller's own timeout back, as the kernel leaves it.
+fn poll_first(conn: &Conn, req: &Request) -> Option<(Reply, Vec<OwnedFd>)> {
+    let Request::Ioctl(r) = req else {
+        return None;
+    };
+    const NR_WAIT: u8 = ioc_nr(DRM_IOCTL_SYNCOBJ_WAIT);
+    const NR_TL_WAIT: u8 = ioc_nr(DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT);
+    let at = match ioc_nr(r.cmd) {
+        NR_WAIT => core::mem::offset_of!(drm_syncobj_wait, timeout_nsec),
+        NR_TL_WAIT => core::mem::offset_of!(drm_syncobj_timeline_wait, timeout_nsec),
+        _ => return None,
+    };
+    let timeout = r.arg.get(at..at + 8)?.to_vec();
+    let mut poll = r.clone();
+    poll.arg[at..at + 8].fill(0);
+    let (mut reply, out) = serve(conn, Request::Ioctl(poll), Vec::new());
+    let Reply::IoctlDone { errno, arg, .. } = &mut reply else {
+        return None;
+    };
+    if *errno == libc::ETIME {
+        return None;
+    }
+    if let Some(t) = arg.get_mut(at..at + 8) {
+        t.copy_from_slice(&timeout);
+    }
+    Some((reply, out))
 }
 
 fn load<T: bytemuck::Pod>(arg: &[u8]) -> T {
