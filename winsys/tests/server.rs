@@ -551,3 +551,59 @@ fn waits_leave_their_arguments_as_the_kernel_does() {
     assert_eq!(e, rustix::io::Errno::TIME);
     assert_eq!((a.timeout_nsec, a.first_signaled), (deadline, 77));
 }
+
+/// Fd numbers in ioctl arguments that are not open, or not what the ioctl wants, get the same
+/// errnos through the server as from the embedded device (the server resolves only fds the
+/// request carries, so it can never mistake one of its own for the caller's).
+#[test]
+fn bad_fds_get_the_same_errnos_as_embedded() {
+    use agx_uapi::drm::*;
+    use std::os::fd::AsRawFd;
+    let (_server, listener) = serve("");
+    let remote = shared(listener.path());
+    let embedded = Device::open(&DeviceSpec::parse("sim").unwrap()).unwrap();
+    let (pipe_r, _pipe_w) = rustix::pipe::pipe().unwrap();
+    let pipe = pipe_r.as_raw_fd();
+    // A number surely not open in this process.
+    let closed = 1_000_000;
+    let errnos = |dev: &Device| {
+        let k = dev.kernel();
+        let obj = SyncObj::new(dev, true).unwrap();
+        let mut out = Vec::new();
+        for fd in [-1, closed, pipe] {
+            let mut a = drm_prime_handle {
+                fd,
+                ..Default::default()
+            };
+            out.push(k.ioctl(DRM_IOCTL_PRIME_FD_TO_HANDLE, bytemuck::bytes_of_mut(&mut a)));
+            let mut a = drm_syncobj_handle {
+                fd,
+                ..Default::default()
+            };
+            out.push(k.ioctl(
+                DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE,
+                bytemuck::bytes_of_mut(&mut a),
+            ));
+            let mut a = drm_syncobj_handle {
+                fd,
+                handle: obj.handle(),
+                flags: DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE,
+                ..Default::default()
+            };
+            out.push(k.ioctl(
+                DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE,
+                bytemuck::bytes_of_mut(&mut a),
+            ));
+            let mut a = drm_syncobj_eventfd {
+                fd,
+                handle: obj.handle(),
+                ..Default::default()
+            };
+            out.push(k.ioctl(DRM_IOCTL_SYNCOBJ_EVENTFD, bytemuck::bytes_of_mut(&mut a)));
+        }
+        out
+    };
+    let want = errnos(&embedded);
+    assert!(want.iter().all(Result::is_err), "{want:?}");
+    assert_eq!(errnos(&remote), want);
+}
