@@ -64,8 +64,8 @@ meson test -C build/meson --setup valgrind --print-errorlogs   # memcheck: no er
 step "real-kernel differential test: sync paths (and open_fd on a non-asahi DRM node), Linux 6.1 in QEMU/TCG vs the simulator"
 tests/kernel-diff/diff.sh
 
-step "Mesa asahi + honeykrisp (built once per machine, cached) on Mesa's noop drm-shim"
-mesa/check-noop.sh
+step "unmodified Mesa asahi + honeykrisp (built once per machine, cached) on the simulated GPU through the render node: vulkaninfo, vk_submit and gl_robust with and without faults"
+mesa/check-sim.sh
 
 # --- 4. The main job ------------------------------------------------------------------------
 step "restartability soundness campaign (10,000 commands)"

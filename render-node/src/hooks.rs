@@ -270,7 +270,7 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) ->
         |st| {
             let cmd = request as u32;
             if let Some(file) = st.file(fd) {
-                return Some(forward(cmd, arg, |a| file.ioctl(cmd, a)));
+                return Some(forward(cmd, arg, |a| st.ioctl(&file, cmd, a)));
             }
             // A sync_file or dma-buf the device exported: the host kernel sees a pipe or a
             // memfd and has no such ioctl (ENOTTY); its server knows it.

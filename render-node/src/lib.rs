@@ -1,7 +1,8 @@
 //! `libagx_render_node.so`: with `LD_PRELOAD`, a render node (default `/dev/dri/renderD128`)
 //! that any program can open is the simulated asahi GPU: a device of a device server
 //! (`AGX_RENDER_NODE_DEVICE=unix:PATH`) or one embedded in the process (`sim[:options]`, the
-//! default `sim:streams=opaque`). Mesa's `drm-shim` that can fail jobs.
+//! default). Devices it creates run real AGX streams as opaque jobs (`streams=opaque` unless the
+//! options say otherwise). Mesa's `drm-shim` that can fail jobs.
 //!
 //! What is interposed, and why:
 //! - `open`/`openat` (and their 64-bit and fortified forms) of the node: a new DRM file (a
@@ -16,6 +17,8 @@
 //!   `drmGetDevices2` and Mesa's loader read to find and name the device (a platform device
 //!   with Apple's AGX compatible strings, driver `asahi`).
 //!
+//! `AGX_RENDER_NODE_FAULTS` makes the program's own submits fault or hang (`faults`).
+//!
 //! Every hook catches panics (none crosses into C), and a call made while already inside a
 //! hook goes straight to the C library. Variadic C functions (`open`, `ioctl`, `fcntl`) are
 //! defined with their optional argument spelled out: on x86-64 and AArch64 Linux a variadic
@@ -24,6 +27,7 @@
 // The unit tests build without the hooks (they would interpose on the test harness).
 #![cfg_attr(test, allow(dead_code))]
 
+mod faults;
 mod node;
 mod real;
 mod state;

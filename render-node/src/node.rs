@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use agx_sim::SimConfig;
 use agx_sim_server::Target;
 
+use crate::faults::FaultPlan;
+
 /// `DRM_MAJOR` on Linux.
 pub const DRM_MAJOR: u32 = 226;
 
@@ -31,13 +33,19 @@ pub struct Node {
     /// `/sys/dev/char/226:128/device`.
     pub sys_device: String,
     pub backing: Backing,
+    /// `AGX_RENDER_NODE_FAULTS`: faults of the program's own (none by default).
+    pub faults: FaultPlan,
     /// `AGX_RENDER_NODE_DEBUG`: say on stderr what is set up.
     pub debug: bool,
 }
 
-/// The device when `AGX_RENDER_NODE_DEVICE` is unset: an embedded GPU that runs Mesa's real
-/// AGX control streams as opaque jobs.
-pub const DEFAULT_DEVICE: &str = "sim:streams=opaque";
+/// The device when `AGX_RENDER_NODE_DEVICE` is unset: an embedded GPU.
+pub const DEFAULT_DEVICE: &str = "sim";
+
+/// Options every device the node creates starts from; a spec's own options come after them
+/// and win. Programs that open a render node submit real AGX control streams (Mesa's), which
+/// the simulator runs only as opaque jobs.
+pub const DEVICE_DEFAULTS: &str = "streams=opaque";
 
 impl Node {
     /// From `AGX_RENDER_NODE` (default `/dev/dri/renderD128`) and `AGX_RENDER_NODE_DEVICE`
@@ -52,7 +60,12 @@ impl Node {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| DEFAULT_DEVICE.into());
         let debug = std::env::var_os("AGX_RENDER_NODE_DEBUG").is_some_and(|v| v != "0");
-        Node::new(&path, &device, debug)
+        let mut node = Node::new(&path, &device, debug)?;
+        if let Ok(plan) = std::env::var("AGX_RENDER_NODE_FAULTS") {
+            node.faults =
+                FaultPlan::parse(&plan).map_err(|e| format!("AGX_RENDER_NODE_FAULTS: {e}"))?;
+        }
+        Ok(node)
     }
 
     pub fn new(path: &str, device: &str, debug: bool) -> Result<Node, String> {
@@ -68,12 +81,17 @@ impl Node {
         let backing = if let Some(rest) = device.strip_prefix("unix:") {
             let (path, target) = agx_sim_server::parse_unix_spec(rest)
                 .map_err(|e| format!("AGX_RENDER_NODE_DEVICE={device:?}: {e}"))?;
+            // (The shared device is the server's, configured when it started.)
+            let target = match target {
+                Target::New(o) => Target::New(format!("{DEVICE_DEFAULTS},{o}")),
+                t => t,
+            };
             Backing::Server { path, target }
         } else if device == "sim" || device.starts_with("sim:") {
             let opts = device.strip_prefix("sim").unwrap_or("");
             let opts = opts.strip_prefix(':').unwrap_or(opts);
             Backing::Embedded(
-                SimConfig::from_options(opts)
+                SimConfig::from_options(&format!("{DEVICE_DEFAULTS},{opts}"))
                     .map_err(|e| format!("AGX_RENDER_NODE_DEVICE={device:?}: {e}"))?,
             )
         } else {
@@ -89,6 +107,7 @@ impl Node {
             minor,
             sys_device: format!("/sys/dev/char/{DRM_MAJOR}:{minor}/device"),
             backing,
+            faults: FaultPlan::default(),
             debug,
         })
     }
@@ -156,6 +175,36 @@ mod tests {
             panic!()
         };
         assert_eq!(c.policy, agx_sim::RecoveryPolicy::KillInflight);
+        // Devices the node creates run foreign (Mesa's) streams as opaque jobs unless told.
+        assert_eq!(c.streams, agx_sim::StreamMode::Opaque);
+        let embedded = |d: &str| match Node::new("/dev/dri/renderD128", d, false).unwrap().backing {
+            Backing::Embedded(c) => c,
+            b => panic!("{b:?}"),
+        };
+        assert_eq!(
+            embedded(DEFAULT_DEVICE).streams,
+            agx_sim::StreamMode::Opaque
+        );
+        assert_eq!(
+            embedded("sim:streams=sim").streams,
+            agx_sim::StreamMode::Sim
+        );
+        let s = Node::new(
+            "/dev/dri/renderD128",
+            "unix:/tmp/s,new,policy=replay",
+            false,
+        )
+        .unwrap();
+        let Backing::Server {
+            target: Target::New(opts),
+            ..
+        } = &s.backing
+        else {
+            panic!("{:?}", s.backing)
+        };
+        let c = SimConfig::from_options(opts).unwrap();
+        assert_eq!(c.streams, agx_sim::StreamMode::Opaque);
+        assert_eq!(c.policy, agx_sim::RecoveryPolicy::Replay);
         for (p, d) in [
             ("/dev/dri/card0", "sim"),
             ("/dev/dri/renderD64", "sim"),

@@ -9,10 +9,14 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
+use agx_sim_server::msg::ControlOp;
 use agx_sim_server::{Endpoint, RemoteFile, Server, Target};
+use agx_uapi::asahi::{drm_asahi_submit, DRM_IOCTL_ASAHI_SUBMIT};
 
+use crate::faults::Fault;
 use crate::node::{Backing, Node};
 
 /// The device the node's files are opened on.
@@ -40,6 +44,8 @@ pub struct State {
     /// Every file still open, by its socket's (device, inode).
     sockets: Mutex<Vec<SocketOf>>,
     pub listings: Mutex<HashMap<usize, Listing>>,
+    /// SUBMIT ioctls seen, for the fault plan.
+    submits: AtomicU64,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -59,6 +65,38 @@ impl State {
             files: Mutex::new(HashMap::new()),
             sockets: Mutex::new(Vec::new()),
             listings: Mutex::new(HashMap::new()),
+            submits: AtomicU64::new(0),
+        }
+    }
+
+    /// An ioctl on a DRM file of the node (argument bytes copied in; copied out after). A
+    /// SUBMIT the fault plan names first has its queue's next command faulted or hung.
+    pub fn ioctl(&self, file: &RemoteFile, cmd: u32, arg: &mut [u8]) -> rustix::io::Result<()> {
+        if cmd == DRM_IOCTL_ASAHI_SUBMIT && !self.node.faults.is_empty() {
+            let n = self.submits.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(fault) = self.node.faults.at(n) {
+                self.inject(file, n, fault, arg);
+            }
+        }
+        file.ioctl(cmd, arg)
+    }
+
+    fn inject(&self, file: &RemoteFile, n: u64, fault: Fault, arg: &[u8]) {
+        let at = std::mem::offset_of!(drm_asahi_submit, queue_id);
+        let Some(queue) = arg.get(at..at + 4) else {
+            return;
+        };
+        let queue = u32::from_ne_bytes(queue.try_into().expect("4 bytes"));
+        let op = ControlOp::Inject {
+            queue,
+            hang: fault == Fault::Hang,
+            after_ns: 0,
+        };
+        // Said on stderr either way: the plan was asked for, and a run's log should show it.
+        match file.control(op) {
+            Ok(_) => eprintln!("agx-render-node: submit {n}: queue {queue}: {fault:?} injected"),
+            // (An unknown queue: the submit itself fails with the same ENOENT.)
+            Err(e) => eprintln!("agx-render-node: submit {n}: queue {queue}: cannot inject: {e}"),
         }
     }
 
@@ -111,6 +149,16 @@ impl State {
         })?;
         if matches!(target, Target::New(_)) {
             *lock(&backend.target) = Target::Join(file.device_id());
+        }
+        if file.config().streams != agx_sim::StreamMode::Opaque {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                eprintln!(
+                    "agx-render-node: the device runs streams={}: real AGX control streams \
+                     (Mesa's) will fault; give it streams=opaque",
+                    file.config().streams.name()
+                )
+            });
         }
         let fd: OwnedFd = if cloexec {
             rustix::io::fcntl_dupfd_cloexec(file.socket(), 0)?
@@ -173,5 +221,168 @@ impl State {
     pub fn closed(&self, fd: RawFd) {
         let gone = lock(&self.files).remove(&fd);
         drop(gone);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use agx_uapi::asahi::*;
+    use agx_uapi::drm::*;
+    use bytemuck::{bytes_of_mut, Pod};
+
+    use super::*;
+    use crate::faults::FaultPlan;
+
+    fn io<A: Pod>(st: &State, f: &RemoteFile, cmd: u32, a: &mut A) -> rustix::io::Result<()> {
+        st.ioctl(f, cmd, bytes_of_mut(a))
+    }
+
+    /// The program's side: one queue on one VM, a stream in a BO, submits with an out-syncobj
+    /// each, waited on.
+    struct Program<'a> {
+        st: &'a State,
+        f: Arc<RemoteFile>,
+        queue: u32,
+        stream: u64,
+    }
+
+    impl Program<'_> {
+        fn new(st: &State) -> Program<'_> {
+            let fd = st.open(true).unwrap();
+            let f = st.file(fd).unwrap();
+            let mut vm = drm_asahi_vm_create {
+                kernel_start: 0x70_0000_0000,
+                kernel_end: 0x70_0000_0000 + (64 << 20),
+                ..Default::default()
+            };
+            io(st, &f, DRM_IOCTL_ASAHI_VM_CREATE, &mut vm).unwrap();
+            let mut gem = drm_asahi_gem_create {
+                size: agx_sim::PAGE_SIZE,
+                ..Default::default()
+            };
+            io(st, &f, DRM_IOCTL_ASAHI_GEM_CREATE, &mut gem).unwrap();
+            let mut mo = drm_asahi_gem_mmap_offset {
+                handle: gem.handle,
+                ..Default::default()
+            };
+            io(st, &f, DRM_IOCTL_ASAHI_GEM_MMAP_OFFSET, &mut mo).unwrap();
+            let mem = f.mmap_fd(mo.offset, agx_sim::PAGE_SIZE).unwrap();
+            let mut s = agx_sim::stream::StreamBuilder::new();
+            s.spin(1000);
+            rustix::io::pwrite(&mem, &s.end(), 0).unwrap();
+            let stream = 0x40_0000;
+            let op = drm_asahi_gem_bind_op {
+                flags: DRM_ASAHI_BIND_READ,
+                handle: gem.handle,
+                offset: 0,
+                range: agx_sim::PAGE_SIZE,
+                addr: stream,
+            };
+            let mut bind = drm_asahi_vm_bind {
+                vm_id: vm.vm_id,
+                num_binds: 1,
+                stride: std::mem::size_of::<drm_asahi_gem_bind_op>() as u32,
+                pad: 0,
+                userptr: &op as *const _ as u64,
+            };
+            io(st, &f, DRM_IOCTL_ASAHI_VM_BIND, &mut bind).unwrap();
+            let mut q = drm_asahi_queue_create {
+                vm_id: vm.vm_id,
+                priority: DRM_ASAHI_PRIORITY_MEDIUM,
+                usc_exec_base: 0x1_0000_0000,
+                ..Default::default()
+            };
+            io(st, &f, DRM_IOCTL_ASAHI_QUEUE_CREATE, &mut q).unwrap();
+            Program {
+                st,
+                f,
+                queue: q.queue_id,
+                stream,
+            }
+        }
+
+        /// One render command, waited on (a fault or a timeout is still an end).
+        fn submit(&self) -> rustix::io::Result<()> {
+            let mut so = drm_syncobj_create::default();
+            io(self.st, &self.f, DRM_IOCTL_SYNCOBJ_CREATE, &mut so).unwrap();
+            let render = drm_asahi_cmd_render {
+                vdm_ctrl_stream_base: self.stream,
+                width_px: 64,
+                height_px: 64,
+                layers: 1,
+                samples: 1,
+                utile_width_px: 16,
+                utile_height_px: 16,
+                ..Default::default()
+            };
+            let hdr = drm_asahi_cmd_header {
+                cmd_type: DRM_ASAHI_CMD_RENDER,
+                size: std::mem::size_of_val(&render) as u16,
+                vdm_barrier: DRM_ASAHI_BARRIER_NONE,
+                cdm_barrier: DRM_ASAHI_BARRIER_NONE,
+            };
+            let mut cmdbuf = bytemuck::bytes_of(&hdr).to_vec();
+            cmdbuf.extend_from_slice(bytemuck::bytes_of(&render));
+            let sync = drm_asahi_sync {
+                sync_type: DRM_ASAHI_SYNC_SYNCOBJ,
+                handle: so.handle,
+                timeline_value: 0,
+            };
+            let mut sub = drm_asahi_submit {
+                syncs: &sync as *const _ as u64,
+                cmdbuf: cmdbuf.as_ptr() as u64,
+                queue_id: self.queue,
+                out_sync_count: 1,
+                cmdbuf_size: cmdbuf.len() as u32,
+                ..Default::default()
+            };
+            io(self.st, &self.f, DRM_IOCTL_ASAHI_SUBMIT, &mut sub)?;
+            let mut w = drm_syncobj_wait {
+                handles: &so.handle as *const u32 as u64,
+                timeout_nsec: i64::MAX,
+                count_handles: 1,
+                flags: DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL,
+                ..Default::default()
+            };
+            io(self.st, &self.f, DRM_IOCTL_SYNCOBJ_WAIT, &mut w).unwrap();
+            Ok(())
+        }
+    }
+
+    fn node(plan: &str) -> State {
+        let mut n = Node::new("/dev/dri/renderD128", "sim:policy=kill-inflight", false).unwrap();
+        n.faults = FaultPlan::parse(plan).unwrap();
+        State::new(n)
+    }
+
+    #[test]
+    fn the_plan_faults_the_named_submit_on_its_own_queue() {
+        let st = node("guilty@2");
+        let p = Program::new(&st);
+        p.submit().unwrap();
+        let s = p.f.stats().unwrap();
+        assert_eq!((s.completed, s.faults), (1, 0), "{s:?}");
+        p.submit().unwrap();
+        let s = p.f.stats().unwrap();
+        assert_eq!((s.completed, s.faults), (1, 1), "{s:?}");
+        // Its queue is banned now, as after any guilty fault.
+        assert_eq!(p.submit(), Err(rustix::io::Errno::CANCELED));
+    }
+
+    #[test]
+    fn a_planned_hang_is_a_timeout_and_no_plan_no_fault() {
+        let st = node("hang@1");
+        let p = Program::new(&st);
+        p.submit().unwrap();
+        let s = p.f.stats().unwrap();
+        assert_eq!((s.completed, s.timeouts), (0, 1), "{s:?}");
+
+        let st = node("");
+        let p = Program::new(&st);
+        for _ in 0..3 {
+            p.submit().unwrap();
+        }
+        let s = p.f.stats().unwrap();
+        assert_eq!((s.completed, s.faults, s.timeouts), (3, 0, 0), "{s:?}");
     }
 }

@@ -64,7 +64,8 @@ fn run(env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(program());
     c.env("LD_PRELOAD", library())
         .env_remove("AGX_RENDER_NODE")
-        .env_remove("AGX_RENDER_NODE_DEVICE");
+        .env_remove("AGX_RENDER_NODE_DEVICE")
+        .env_remove("AGX_RENDER_NODE_FAULTS");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -133,6 +134,7 @@ fn a_bad_configuration_provides_no_node_and_says_why() {
     for (k, v) in [
         ("AGX_RENDER_NODE", "/dev/dri/card0"),
         ("AGX_RENDER_NODE_DEVICE", "sim:policy=sideways"),
+        ("AGX_RENDER_NODE_FAULTS", "guilty@0"),
     ] {
         let o = run(&[(k, v)]);
         assert!(!o.status.success(), "{k}={v}");

@@ -221,8 +221,10 @@ pub const VM_END: u64 = 1 << 39;
 pub const VM_KERNEL_MIN_SIZE: u64 = 64 << 20;
 pub const MAX_COMMANDS_PER_SUBMISSION: u32 = 64;
 pub const MAX_ATTACHMENTS: u32 = 64;
-/// The firmware's timestamp clock (24 MHz, as on Apple silicon).
-pub const TIMESTAMP_FREQUENCY_HZ: u64 = 24_000_000;
+/// The timebase of the timestamps commands write: nanoseconds, as the asahi kernel driver
+/// reports it ("user timestamps always in nanoseconds"; the firmware's own 24 MHz ticks are
+/// not what userspace sees). Honeykrisp asserts this at device creation.
+pub const TIMESTAMP_FREQUENCY_HZ: u64 = 1_000_000_000;
 
 impl SimConfig {
     /// Param group 0: the upstream global parameters.

@@ -309,7 +309,15 @@ impl SimFile {
                 let a: drm_gem_close = bytemuck::pod_read_unaligned(arg);
                 let mut st = self.shared.lock();
                 let f = st.files.get_mut(&self.id).ok_or(Errno::NODEV)?;
-                f.bos.remove(&a.handle).map(drop).ok_or(Errno::INVAL)
+                let bo = f.bos.remove(&a.handle).ok_or(Errno::INVAL)?;
+                // A file holds one handle per object, so this was its last: as the asahi
+                // driver's GEM close callback does, the object leaves every VM of the file
+                // (Mesa frees a BO with GEM_CLOSE alone and relies on this). Work in flight
+                // that still uses those addresses faults, as on the hardware.
+                for vm in st.gpu.vms.values_mut().filter(|v| v.file == self.id) {
+                    vm.pt.unmap_bo(&bo);
+                }
+                Ok(())
             }
             DRM_IOCTL_PRIME_HANDLE_TO_FD => {
                 let a: &mut drm_prime_handle = bytemuck::from_bytes_mut(arg);

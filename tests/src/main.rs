@@ -10,6 +10,7 @@ mod results;
 mod rng;
 mod runner;
 mod soundness;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,6 +128,9 @@ enum Cmd {
     /// The evil neighbour: another process on a shared GPU (--device unix:PATH) that makes
     /// faults at a steady rate.
     Evil(evil::EvilOpts),
+    /// The simulated GPU's counters (e.g. a device server's, --device unix:PATH) as one JSON
+    /// line: commands submitted, completed, faulted, killed, cancelled, opaque, pending.
+    Stats(DeviceArg),
     /// Restartability soundness and precision against the simulator.
     Soundness {
         #[arg(long, default_value_t = 2000)]
@@ -148,6 +152,7 @@ fn main() -> ExitCode {
         Cmd::Campaign(o) => campaign::campaign(&o),
         Cmd::ComparePolicies { iterations, seed } => campaign::compare_policies(iterations, seed),
         Cmd::Evil(o) => evil::run(&o),
+        Cmd::Stats(d) => stats::run(&d),
         Cmd::Soundness { commands, seed } => soundness::run(commands, seed),
     };
     ExitCode::from(code)
