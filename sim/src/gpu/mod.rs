@@ -17,7 +17,7 @@ use std::sync::Arc;
 use agx_uapi::fault_ext as ext;
 
 use crate::bo::Bo;
-use crate::config::{RecoveryPolicy, SimConfig};
+use crate::config::{Clock, RecoveryPolicy, SimConfig};
 use crate::sync::fence::Fence;
 use crate::trace::{EventKind, Trace};
 use crate::vm::PageTable;
@@ -269,6 +269,8 @@ pub struct Gpu {
     /// A stop-the-world cycle in progress: (when it ends, its modelled duration). Nothing runs
     /// until then.
     pub(crate) stall: Option<(u64, u64)>,
+    /// GPU time 0 on the host clock ([`Clock::Host`]).
+    epoch: std::time::Instant,
 }
 
 impl Gpu {
@@ -287,6 +289,7 @@ impl Gpu {
             next_id: 1,
             open_recoveries: BTreeMap::new(),
             stall: None,
+            epoch: std::time::Instant::now(),
         }
     }
 
@@ -297,10 +300,27 @@ impl Gpu {
         id
     }
 
-    /// Runs until idle or blocked. Does nothing while held or crashed.
+    /// Runs until idle or blocked ([`Clock::Virtual`]), or until the host clock's present
+    /// ([`Clock::Host`]). Does nothing while held or crashed.
     pub fn run(&mut self) {
-        if !self.held {
-            self.run_until(None);
+        if self.held {
+            return;
+        }
+        match self.config.clock {
+            Clock::Virtual => self.run_until(None),
+            Clock::Host => {
+                let host = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                // An idle GPU's clock jumps to the present; a busy one catches up by running.
+                let busy = self
+                    .queues
+                    .values()
+                    .any(|q| q.running.iter().any(Option::is_some));
+                if !busy {
+                    self.now_ns = self.now_ns.max(host);
+                }
+                self.run_until(Some(host));
+                self.now_ns = self.now_ns.max(host);
+            }
         }
     }
 

@@ -125,7 +125,7 @@ impl SimControl for SimBackend {
         super::open(&self.device)
     }
 
-    fn debug_state(&self) -> String {
-        self.file.debug_state()
+    fn debug_state(&self) -> Option<String> {
+        Some(self.file.debug_state())
     }
 }
