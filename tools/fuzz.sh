@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzing every boundary that takes bytes from outside (fuzz/harness: targets ioctl, cmdbuf,
-# spirv, plan, c_abi) with libFuzzer, on the stable toolchain.
+# spirv, plan, c_abi, server_msg) with libFuzzer, on the stable toolchain.
 #
 # usage: tools/fuzz.sh [--time SECONDS] [--no-asan] [--jobs N] [--keep-corpus] [TARGET...]
 #
@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
     *) TARGETS+=("$1"); shift ;;
     esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(ioctl cmdbuf spirv plan c_abi)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(ioctl cmdbuf spirv plan c_abi server_msg)
 
 HOST=$(rustc -vV | sed -n 's/^host: //p')
 FLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4"

@@ -11,6 +11,7 @@
 //! | [`spirv`] | the Vulkan layer's SPIR-V scan |
 //! | [`plan`] | the Vulkan layer's fault-plan grammar (`AGX_FAULT_PLAN`) |
 //! | [`c_abi`] | the C ABI's entry points with arbitrary descriptors and handles |
+//! | [`server_msg`] | the device server's wire decoder: request and reply frames, control values |
 
 pub mod arena;
 pub mod c_abi;
@@ -18,6 +19,7 @@ pub mod cmdbuf;
 pub mod input;
 pub mod ioctl;
 pub mod seeds;
+pub mod server_msg;
 pub mod vk;
 
 pub use vk::{plan, spirv};
@@ -39,4 +41,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("spirv", vk::spirv),
     ("plan", vk::plan),
     ("c_abi", c_abi::run),
+    ("server_msg", server_msg::run),
 ];

@@ -373,6 +373,7 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         .map(|s| s.as_bytes().to_vec())
         .collect(),
         "c_abi" => crate::c_abi::seeds(),
+        "server_msg" => crate::server_msg::seeds(),
         _ => Vec::new(),
     }
 }
