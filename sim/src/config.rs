@@ -166,6 +166,11 @@ impl SimConfig {
                 v.parse::<u64>()
                     .map_err(|_| format!("{k}: not a number: {v:?}"))
             };
+            let us = |v: &str| {
+                num(v)?
+                    .checked_mul(1000)
+                    .ok_or_else(|| format!("{k} too large: {v}"))
+            };
             let flag = |v: &str| {
                 if v.is_empty() {
                     Ok(true)
@@ -189,9 +194,9 @@ impl SimConfig {
                 }
                 "hang-timeout-ns" => c.hang_timeout_ns = num(v)?,
                 "stw-reset-ns" => c.stw_reset_ns = num(v)?,
-                "stw-reset-us" => c.stw_reset_ns = num(v)?.saturating_mul(1000),
+                "stw-reset-us" => c.stw_reset_ns = us(v)?,
                 "stw-per-command-ns" => c.stw_per_command_ns = num(v)?,
-                "stw-per-command-us" => c.stw_per_command_ns = num(v)?.saturating_mul(1000),
+                "stw-per-command-us" => c.stw_per_command_ns = us(v)?,
                 "soft-faults" => c.soft_faults = flag(v)?,
                 "upstream" => c.fault_ext = !flag(v)?,
                 "streams" => {
@@ -315,6 +320,10 @@ mod tests {
         assert!(c.soft_faults && !c.fault_ext);
         assert_eq!(c.clock, Clock::Host);
         assert_eq!(SimConfig::from_options(&c.to_options()).unwrap(), c);
+        let stw = SimConfig::from_options("stw-reset-us=10,stw-per-command-ns=2500").unwrap();
+        assert_eq!((stw.stw_reset_ns, stw.stw_per_command_ns), (10_000, 2_500));
+        assert_eq!(stw.stop_the_world_ns(2), 15_000);
+        assert_eq!(SimConfig::from_options(&stw.to_options()).unwrap(), stw);
         let d = SimConfig::default();
         assert_eq!(SimConfig::from_options("").unwrap(), d);
         assert_eq!(SimConfig::from_options(&d.to_options()).unwrap(), d);
@@ -327,6 +336,8 @@ mod tests {
             "clock=wall",
             "streams=mesa",
             "upstream=1",
+            "stw-reset-us=99999999999999999",
+            "stw-per-command-ns=-1",
         ] {
             assert!(SimConfig::from_options(bad).is_err(), "{bad}");
         }
