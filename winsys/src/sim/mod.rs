@@ -125,7 +125,8 @@ impl SimOptions {
 
     /// Parses the options after `sim:` ([`SimConfig::from_options`]: `policy=kill-inflight|
     /// replay|continue`, `replay-limit=N`, `hang-timeout-ms=N`, `soft-faults`, `upstream`,
-    /// `streams=sim|opaque`, `clock=virtual|host`, comma-separated).
+    /// `streams=sim|opaque`, `clock=virtual|host`, `stw-reset-us=N`, `stw-per-command-us=N`,
+    /// comma-separated).
     pub(crate) fn parse(opts: &str, bad: impl Fn(String) -> Error) -> Result<SimOptions> {
         SimConfig::from_options(opts)
             .map(|c| SimOptions::from_config(&c))
