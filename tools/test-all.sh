@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s ===\n' "$*"; }
 
 # --- 1. System packages -------------------------------------------------------------------
-# lavapipe + the Vulkan loader (layer tests), meson/ninja (C ABI tests), QEMU + a Debian
-# kernel + busybox (real-kernel differential test), valgrind (C tests under a checker).
-# The layer's real-application tests: Xvfb, zink (libgl1-mesa-dri), glxgears (mesa-utils),
-# xdotool (to end glxgears), vkcube (vulkan-tools).
+# lavapipe + the Vulkan loader (layer tests), meson/ninja (C ABI tests), QEMU + Debian's
+# kernels 6.1 and 6.12 + busybox (real-kernel differential test), valgrind (C tests under a
+# checker). The layer's real-application tests: Xvfb, zink (libgl1-mesa-dri), glxgears
+# (mesa-utils), xdotool (to end glxgears), vkcube (vulkan-tools).
 PKGS=(mesa-vulkan-drivers libvulkan1 vulkan-tools meson ninja-build pkg-config
-      qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod valgrind
+      qemu-system-x86 linux-image-amd64 linux-headers-amd64
+      linux-image-6.12-amd64 linux-headers-6.12-amd64 busybox-static cpio kmod valgrind
       xvfb xauth libgl1-mesa-dri mesa-utils xdotool)
 # Mesa asahi + honeykrisp from source (mesa/build.sh): compilers, LLVM 15 with clang, libclc
 # and the SPIR-V translator for the drivers' OpenCL C internal shaders, cmake for SPIRV-Tools,
@@ -44,6 +45,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+# The mutation check's build (cargo feature: the analysis with its deliberate bugs selectable).
+cargo clippy -p agx-fault-suite -p agx-winsys --features agx-fault-suite/mutants --all-targets -- -D warnings
 step "cargo test --workspace"
 cargo test --workspace
 
@@ -61,8 +64,9 @@ meson compile -C build/meson
 meson test -C build/meson --print-errorlogs
 meson test -C build/meson --setup valgrind --print-errorlogs   # memcheck: no errors, no definite leaks
 
-step "real-kernel differential test: sync paths (and open_fd on a non-asahi DRM node), Linux 6.1 in QEMU/TCG vs the simulator"
-tests/kernel-diff/diff.sh
+step "real-kernel differential test: sync paths (and open_fd on a non-asahi DRM node), Linux 6.1 and 6.12 in QEMU/TCG vs the simulator"
+tests/kernel-diff/diff.sh --series 6.1
+tests/kernel-diff/diff.sh --series 6.12 --no-build
 
 step "unmodified Mesa asahi + honeykrisp (built once per machine, cached) on the simulated GPU through the render node: vulkaninfo, vk_submit and gl_robust with and without faults"
 mesa/check-sim.sh
@@ -70,6 +74,11 @@ mesa/check-sim.sh
 # --- 4. The main job ------------------------------------------------------------------------
 step "restartability soundness campaign (10,000 commands)"
 cargo run --release -q -p agx-fault-suite -- soundness --commands 10000
+step "fuzzing: the corpus and every past finding under AddressSanitizer, then 15 s per target (tools/fuzz.sh)"
+tools/fuzz.sh --time 15
+step "mutation check: every deliberate bug of the analysis caught by both campaigns"
+cargo test -q -p agx-winsys --features analysis-mutants --lib analysis::mutants
+cargo run --release -q -p agx-fault-suite --features mutants -- mutants
 step "agx-fault-suite run: every named case + a short campaign (embedded simulated device)"
 cargo run --release -q -p agx-fault-suite -- demo
 cargo run --release -q -p agx-fault-suite -- run --output results

@@ -206,6 +206,9 @@ impl Request {
                 if !matches!(t, Target::New(_)) && !options.is_empty() {
                     return Err(DecodeError::Invalid("options without a new device"));
                 }
+                if !matches!(t, Target::Join(_)) && h.device != 0 {
+                    return Err(DecodeError::Invalid("device id without a join"));
+                }
                 Request::Hello(t)
             }
             kind::IOCTL | kind::FD_IOCTL => {
@@ -236,6 +239,17 @@ impl Request {
                 let c: wire::Control = r.pod()?;
                 if c.pad != 0 {
                     return Err(DecodeError::Invalid("control padding"));
+                }
+                // A field the op does not use must be zero, as the kernel's must-be-zero
+                // fields: the server must not act on a message it reads differently from its
+                // sender.
+                let (uses_queue, uses_ns) = match c.op {
+                    op::INJECT => (true, true),
+                    op::ADVANCE => (false, true),
+                    _ => (false, false),
+                };
+                if (!uses_queue && (c.queue != 0 || c.arg != 0)) || (!uses_ns && c.ns != 0) {
+                    return Err(DecodeError::Invalid("control field the op does not use"));
                 }
                 Request::Control(match c.op {
                     op::HOLD => ControlOp::Hold,
@@ -654,6 +668,8 @@ pub mod value {
             recovery_span_ns: s.recovery_span_ns,
             recoveries_closed: s.recoveries_closed,
             opaque: s.opaque,
+            innocent_redone_ns: s.innocent_redone_ns,
+            innocent_lost_ns: s.innocent_lost_ns,
         })
         .to_vec()
     }
@@ -676,6 +692,8 @@ pub mod value {
             recovery_span_ns: w.recovery_span_ns,
             recoveries_closed: w.recoveries_closed,
             opaque: w.opaque,
+            innocent_redone_ns: w.innocent_redone_ns,
+            innocent_lost_ns: w.innocent_lost_ns,
         })
     }
 

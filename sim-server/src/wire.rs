@@ -14,8 +14,9 @@ pub const FD_PLACEHOLDER: i32 = -1000;
 
 /// `b"AGXS"`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"AGXS");
-/// Protocol version, sent in [`Hello`]; a server refuses any other.
-pub const VERSION: u32 = 1;
+/// Protocol version, sent in [`Hello`]; a server refuses any other. 2: `Stats` gained the
+/// innocent work redone / lost, and trace events the `recovery_end` kind.
+pub const VERSION: u32 = 2;
 
 /// Largest payload of one frame: a generous cmdbuf plus its sync arrays, or a trace.
 pub const MAX_PAYLOAD: usize = 64 << 20;
@@ -214,6 +215,8 @@ pub struct Stats {
     pub recovery_span_ns: u64,
     pub recoveries_closed: u64,
     pub opaque: u64,
+    pub innocent_redone_ns: u64,
+    pub innocent_lost_ns: u64,
 }
 
 /// One trace event, followed by `detail_len` bytes of detail.

@@ -309,3 +309,52 @@ fn lying_lengths_and_counts() {
         Err(DecodeError::TooMany { .. })
     ));
 }
+
+/// Fuzzing finding (`fuzz/regressions/server_msg/`): fields a message does not use were
+/// ignored, so the server acted on a message it read differently from its sender (a `HELLO` to
+/// the shared device naming a device id, a `HOLD` carrying a queue, a delay and a hang flag).
+/// Like the kernel's must-be-zero fields, they must be zero.
+#[test]
+fn fields_a_message_does_not_use_must_be_zero() {
+    use wire::{kind, op, target, Control, Hello};
+    let hello = |target, device| {
+        let h = Hello {
+            version: wire::VERSION,
+            target,
+            device,
+            options_len: 0,
+            pad: 0,
+        };
+        Request::decode(kind::HELLO, bytemuck::bytes_of(&h), 0)
+    };
+    assert_eq!(hello(target::JOIN, 5), Ok(Request::Hello(Target::Join(5))));
+    assert_eq!(hello(target::SHARED, 0), Ok(Request::Hello(Target::Shared)));
+    assert_eq!(
+        hello(target::SHARED, 5),
+        Err(DecodeError::Invalid("device id without a join"))
+    );
+    let control = |op, queue, ns, arg| {
+        let c = Control {
+            op,
+            queue,
+            ns,
+            arg,
+            pad: 0,
+        };
+        Request::decode(kind::CONTROL, bytemuck::bytes_of(&c), 0)
+    };
+    assert!(control(op::INJECT, 3, 100, 1).is_ok());
+    assert_eq!(
+        control(op::ADVANCE, 0, 100, 0),
+        Ok(Request::Control(ControlOp::Advance(100)))
+    );
+    let unused = Err(DecodeError::Invalid("control field the op does not use"));
+    assert_eq!(control(op::ADVANCE, 3, 100, 0), unused);
+    assert_eq!(control(op::ADVANCE, 0, 100, 1), unused);
+    for o in [op::HOLD, op::RELEASE, op::STATS, op::CONFIG] {
+        assert_eq!(control(o, 0, 0, 0).map(|_| ()), Ok(()));
+        for (queue, ns, arg) in [(1, 0, 0), (0, 1, 0), (0, 0, 1)] {
+            assert_eq!(control(o, queue, ns, arg), unused, "op {o}");
+        }
+    }
+}

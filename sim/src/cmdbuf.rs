@@ -32,6 +32,9 @@ pub struct HwCmd {
     pub attachments: usize,
     /// How the command runs if its stream turns out not to be in the simulator's language.
     pub opaque: OpaqueCmd,
+    /// Render commands: the fragment attachments in force (GPU VA, bytes), where its tiles
+    /// are stored.
+    pub render_targets: Vec<(u64, u64)>,
 }
 
 /// Reads a payload of `size` bytes into `T`, zero-extending a short one and rejecting a long
@@ -113,6 +116,10 @@ pub fn parse(
                 } else {
                     attachments[2].len()
                 };
+                let render_targets = match sub {
+                    Sub::Render => attachments[1].iter().map(|a| (a.pointer, a.size)).collect(),
+                    Sub::Compute => Vec::new(),
+                };
                 cmds.push(HwCmd {
                     sub,
                     stream,
@@ -122,6 +129,7 @@ pub fn parse(
                     job_info: pending_info.take(),
                     attachments: att,
                     opaque,
+                    render_targets,
                 });
             }
             DRM_ASAHI_SET_VERTEX_ATTACHMENTS

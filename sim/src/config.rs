@@ -117,8 +117,14 @@ pub struct SimConfig {
     pub soft_faults: bool,
     /// Whether the fault-report extension exists (false: an upstream kernel).
     pub fault_ext: bool,
-    /// Virtual GPU time one recovery (stop the world, reset, resume) takes.
-    pub recovery_cost_ns: u64,
+    /// Stop-the-world model, part 1 (an assumption, not a measurement: no figure of AGX
+    /// firmware recovery is public; docs/recovery-model.md): GPU time of the reset itself
+    /// (halt, cache and TLB flushes, firmware state reload), whatever was running.
+    pub stw_reset_ns: u64,
+    /// Stop-the-world model, part 2 (assumption, as above): GPU time per command that was
+    /// running when the world stopped (culprits and victims: each is preempted, its context
+    /// torn down or saved, and restored, resubmitted or dropped).
+    pub stw_per_command_ns: u64,
     /// What GPU time follows.
     pub clock: Clock,
     /// Whether commands in a foreign stream language run as opaque jobs.
@@ -133,19 +139,25 @@ impl Default for SimConfig {
             hang_timeout_ns: 50_000_000,
             soft_faults: false,
             fault_ext: true,
-            recovery_cost_ns: 200_000,
+            stw_reset_ns: 150_000,
+            stw_per_command_ns: 25_000,
             clock: Clock::Virtual,
             streams: StreamMode::Sim,
         }
     }
 }
 
+/// A GPU address no VM can map (past [`VM_END`]: `VM_BIND` refuses it), so every access to it
+/// faults `UNMAPPED`. Tests and the fault suite aim their faulting reads and writes at it.
+pub const UNMAPPED_VA: u64 = 0x100_0000_0000;
+
 impl SimConfig {
     /// Parses an option string, the part after `sim:` in a device spec: comma-separated
     /// `policy=kill-inflight|replay|continue`, `replay-limit=N`, `hang-timeout-ms=N` (or
-    /// `hang-timeout-ns=N`), `recovery-cost-ns=N`, `soft-faults`, `upstream` (no fault-report
-    /// extension), `streams=sim|opaque`, `clock=virtual|host`. Unnamed fields keep their
-    /// defaults.
+    /// `hang-timeout-ns=N`), `stw-reset-us=N` / `stw-reset-ns=N` and `stw-per-command-us=N` /
+    /// `stw-per-command-ns=N` (the stop-the-world model, docs/recovery-model.md), `soft-faults`,
+    /// `upstream` (no fault-report extension), `streams=sim|opaque`, `clock=virtual|host`.
+    /// Unnamed fields keep their defaults.
     pub fn from_options(opts: &str) -> Result<SimConfig, String> {
         let mut c = SimConfig::default();
         for item in opts.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -153,6 +165,11 @@ impl SimConfig {
             let num = |v: &str| {
                 v.parse::<u64>()
                     .map_err(|_| format!("{k}: not a number: {v:?}"))
+            };
+            let us = |v: &str| {
+                num(v)?
+                    .checked_mul(1000)
+                    .ok_or_else(|| format!("{k} too large: {v}"))
             };
             let flag = |v: &str| {
                 if v.is_empty() {
@@ -176,7 +193,10 @@ impl SimConfig {
                         .ok_or_else(|| format!("hang-timeout-ms too large: {v}"))?
                 }
                 "hang-timeout-ns" => c.hang_timeout_ns = num(v)?,
-                "recovery-cost-ns" => c.recovery_cost_ns = num(v)?,
+                "stw-reset-ns" => c.stw_reset_ns = num(v)?,
+                "stw-reset-us" => c.stw_reset_ns = us(v)?,
+                "stw-per-command-ns" => c.stw_per_command_ns = num(v)?,
+                "stw-per-command-us" => c.stw_per_command_ns = us(v)?,
                 "soft-faults" => c.soft_faults = flag(v)?,
                 "upstream" => c.fault_ext = !flag(v)?,
                 "streams" => {
@@ -198,11 +218,13 @@ impl SimConfig {
     /// The options that [`SimConfig::from_options`] turns back into exactly this config.
     pub fn to_options(&self) -> String {
         let mut s = format!(
-            "policy={},replay-limit={},hang-timeout-ns={},recovery-cost-ns={},streams={},clock={}",
+            "policy={},replay-limit={},hang-timeout-ns={},stw-reset-ns={},stw-per-command-ns={},\
+             streams={},clock={}",
             self.policy.name(),
             self.replay_limit,
             self.hang_timeout_ns,
-            self.recovery_cost_ns,
+            self.stw_reset_ns,
+            self.stw_per_command_ns,
             self.streams.name(),
             self.clock.name()
         );
@@ -227,6 +249,13 @@ pub const MAX_ATTACHMENTS: u32 = 64;
 pub const TIMESTAMP_FREQUENCY_HZ: u64 = 1_000_000_000;
 
 impl SimConfig {
+    /// The modelled duration of a stop-the-world recovery that stopped `commands` running
+    /// commands (see [`SimConfig::stw_reset_ns`]).
+    pub fn stop_the_world_ns(&self, commands: u64) -> u64 {
+        self.stw_reset_ns
+            .saturating_add(self.stw_per_command_ns.saturating_mul(commands))
+    }
+
     /// Param group 0: the upstream global parameters.
     pub fn params_global(&self) -> drm_asahi_params_global {
         let mut p = drm_asahi_params_global {
@@ -291,6 +320,10 @@ mod tests {
         assert!(c.soft_faults && !c.fault_ext);
         assert_eq!(c.clock, Clock::Host);
         assert_eq!(SimConfig::from_options(&c.to_options()).unwrap(), c);
+        let stw = SimConfig::from_options("stw-reset-us=10,stw-per-command-ns=2500").unwrap();
+        assert_eq!((stw.stw_reset_ns, stw.stw_per_command_ns), (10_000, 2_500));
+        assert_eq!(stw.stop_the_world_ns(2), 15_000);
+        assert_eq!(SimConfig::from_options(&stw.to_options()).unwrap(), stw);
         let d = SimConfig::default();
         assert_eq!(SimConfig::from_options("").unwrap(), d);
         assert_eq!(SimConfig::from_options(&d.to_options()).unwrap(), d);
@@ -303,6 +336,8 @@ mod tests {
             "clock=wall",
             "streams=mesa",
             "upstream=1",
+            "stw-reset-us=99999999999999999",
+            "stw-per-command-ns=-1",
         ] {
             assert!(SimConfig::from_options(bad).is_err(), "{bad}");
         }

@@ -423,6 +423,35 @@ impl SimFile {
         Ok(bo.clone())
     }
 
+    /// Everything an ioctl of this file can change, as text: its handle tables and sync
+    /// objects, and the device's VMs (page tables), queues, commands in flight, counters and
+    /// clock (not the trace). Two equal texts mean nothing observable changed in between: the
+    /// fuzz harness checks that a refused ioctl leaves it as it was.
+    pub fn debug_state(&self) -> String {
+        // The syncobj table has its own lock, never taken under the device lock.
+        let syncobjs = format!(
+            "{:?}",
+            *self.syncobjs.lock().unwrap_or_else(|e| e.into_inner())
+        );
+        let st = self.shared.lock();
+        let g = &st.gpu;
+        format!(
+            "file {:?}\nsyncobjs {syncobjs}\nvms {:?}\nqueues {:?}\njobs {:?}\nsubmits {:?}\n\
+             stats {:?}\nclock {} held {} crashed {} stall {:?} open {:?}",
+            st.files.get(&self.id),
+            g.vms,
+            g.queues,
+            g.jobs.keys().collect::<Vec<_>>(),
+            g.submits.keys().collect::<Vec<_>>(),
+            g.stats,
+            g.now_ns,
+            g.held,
+            g.crashed,
+            g.stall,
+            g.open_recoveries,
+        )
+    }
+
     /// The device this file is open on.
     pub fn device(&self) -> SimDevice {
         SimDevice {

@@ -13,8 +13,11 @@ use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 /// One shared mapping of a memfd, unmapped on drop.
 ///
 /// # Invariants
-/// `ptr` is the start of a live `MAP_SHARED` read/write mapping of `len` bytes that only this
-/// value unmaps.
+/// `ptr` is the start of a live `MAP_SHARED` read/write mapping of `len` bytes (page-aligned,
+/// page-granular) that only this value unmaps. No Rust reference into it is ever made: the
+/// simulated GPU and the CPU side reach its bytes only through [`agx_shmem`]'s atomic copies,
+/// so their concurrent accesses (a mapping read while a submit on another thread runs the GPU)
+/// are not data races.
 #[derive(Debug)]
 pub struct Mapping {
     ptr: NonNull<u8>,
@@ -23,8 +26,8 @@ pub struct Mapping {
 
 // SAFETY: the mapping is plain shared memory; nothing in it is tied to a thread.
 unsafe impl Send for Mapping {}
-// SAFETY: all accesses go through raw-pointer copies below; concurrent CPU and GPU accesses to
-// shared memory are the model's intent (as with any shared memory between two agents).
+// SAFETY: `&Mapping` only allows `read`/`write`, which access the bytes with atomic word
+// copies (`agx_shmem`), so accesses from several threads at once are race-free.
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
@@ -90,11 +93,9 @@ impl Mapping {
         assert!(offset
             .checked_add(dst.len())
             .is_some_and(|end| end <= self.len));
-        // SAFETY: the range is inside the live mapping (checked above); `dst` is a distinct
-        // Rust buffer, so the two do not overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
-        }
+        // SAFETY: the range is inside the live, page-granular read-write mapping (checked
+        // above), and every Rust access to it goes through agx_shmem (type invariant).
+        unsafe { agx_shmem::read(self.as_ptr().add(offset), dst) }
     }
 
     /// Copies `src` in at `offset`.
@@ -102,8 +103,8 @@ impl Mapping {
         assert!(offset
             .checked_add(src.len())
             .is_some_and(|end| end <= self.len));
-        // SAFETY: as in `read`, with the copy going the other way.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.as_ptr().add(offset), src.len()) }
+        // SAFETY: as in `read`.
+        unsafe { agx_shmem::write(self.as_ptr().add(offset), src) }
     }
 }
 

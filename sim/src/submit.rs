@@ -41,6 +41,11 @@ pub(crate) fn submit(
         n_syncs,
         core::mem::size_of::<drm_asahi_sync>(),
     )?;
+    // The kernel copies the cmdbuf into kmalloc'ed memory: past its limit, ENOMEM (found by
+    // fuzzing: a 4 GiB size made the simulator itself allocate 4 GiB).
+    if a.cmdbuf_size as usize > uaccess::KMALLOC_MAX_SIZE {
+        return Err(Errno::NOMEM);
+    }
     let mut cmdbuf = vec![0u8; a.cmdbuf_size as usize];
     caller.copy_from_user(&mut cmdbuf, a.cmdbuf)?;
     let cfg = &file.shared.config;
@@ -185,6 +190,8 @@ pub(crate) fn submit(
             first_start_ns: 0,
             inject: None,
             recovering: None,
+            render_targets: c.render_targets,
+            written: Vec::new(),
         };
         let detail = format!(
             "{:?} seqno={seqno} restartable={} reasons={:#x} attachments={}",

@@ -18,6 +18,10 @@ use std::os::fd::{BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 
 use rustix::io::Errno;
 
+/// `KMALLOC_MAX_SIZE` with 4 KiB pages: the kernel copies an ioctl's user arrays and buffers
+/// into kmalloc'ed memory, so larger ones fail with `ENOMEM` before anything is read.
+pub const KMALLOC_MAX_SIZE: usize = 4 << 20;
+
 /// The calling process of one ioctl (the kernel's `current`).
 pub trait Caller {
     /// Copies `dst.len()` bytes from user address `src`. `EFAULT` if any byte is not readable.

@@ -569,7 +569,7 @@ fn replay_restores_the_innocent() {
         "memory exactly as the fault-free run"
     );
     // The record's start is the replay's start (after the recovery), and the run was whole.
-    let cost = o.env.dev.config().recovery_cost_ns;
+    let cost = o.env.dev.stats().recovery_ns;
     assert_eq!(reference.innocent.gpu_start_ns, 0);
     assert!(o.innocent.gpu_start_ns >= cost, "{:?}", o.innocent);
     let whole = reference.innocent.gpu_end_ns - reference.innocent.gpu_start_ns;

@@ -16,7 +16,10 @@
 #                  $KDIFF_OUT)
 #   --timeout SEC  hard limit for the QEMU run (default 240, $KDIFF_TIMEOUT)
 #   --kver VER     kernel version to boot (default: newest /boot/vmlinuz-*
-#                  with modules; $KDIFF_KVER)
+#                  with modules; $KDIFF_KVER); its image is /boot/vmlinuz-VER,
+#                  or the file of $KDIFF_VMLINUZ (a ':'-separated list of image
+#                  files) whose embedded version string is VER: one setting
+#                  serves runs of several kernels
 #   --env K=V      export K=V in the guest before running PROGRAM (repeatable)
 #   --file SRC[:DST]  copy an extra host file into the guest (DST defaults
 #                  to SRC's absolute path; e.g. dlopen()ed libraries, data)
@@ -58,7 +61,7 @@ while [ $# -gt 0 ]; do
 	--allow-splat) ALLOW_SPLAT=1; shift ;;
 	--no-install) NO_INSTALL=1; shift ;;
 	--keep) KEEP=1; shift ;;
-	-h|--help) sed -n '4,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '4,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	--) shift; break ;;
 	-*) die "unknown option $1 (see --help)" ;;
 	*) break ;;
@@ -128,7 +131,23 @@ if [ -z "$KVER" ]; then
 	done
 	[ -n "$KVER" ] || die "no /boot/vmlinuz-<ver> with /lib/modules/<ver>/kernel found"
 fi
+# The version a bzImage carries (the string its setup header's kernel_version field points
+# at), e.g. "6.12.118+deb12-amd64".
+image_version() {
+	local off
+	off=$(od -An -tu2 -j $((0x20E)) -N2 "$1" 2>/dev/null | tr -d ' ') || return 0
+	[ -n "$off" ] && [ "$off" -gt 0 ] || return 0
+	dd if="$1" bs=1 skip=$((off + 0x200)) count=128 status=none 2>/dev/null |
+		tr '\0' '\n' | head -1 | cut -d' ' -f1
+}
 VMLINUZ="/boot/vmlinuz-$KVER"
+if [ -n "${KDIFF_VMLINUZ:-}" ]; then
+	IFS=: read -r -a images <<<"$KDIFF_VMLINUZ"
+	for img in "${images[@]}"; do
+		if [ -r "$img" ] && [ "$(image_version "$img")" = "$KVER" ]; then VMLINUZ=$img; break; fi
+	done
+	[ "$VMLINUZ" != "/boot/vmlinuz-$KVER" ] || log "KDIFF_VMLINUZ: no image of $KVER in it, using $VMLINUZ"
+fi
 if [ ! -e "$VMLINUZ" ]; then
 	if can_apt; then
 		apt_install "linux-image-$KVER" "linux-headers-$KVER"

@@ -6,6 +6,8 @@ mod cases;
 mod demo;
 mod evil;
 mod info;
+#[cfg(feature = "mutants")]
+mod mutants;
 mod results;
 mod rng;
 mod runner;
@@ -25,6 +27,12 @@ use clap::{Args, Parser, Subcommand};
     about = "GPU fault scenarios and campaigns for agx-winsys"
 )]
 struct Cli {
+    /// Run with this deliberate bug in the restartability analysis (mutation check builds only:
+    /// cargo feature `mutants`): ignore-blend-on-loaded, ignore-aliasing,
+    /// atomics-as-plain-writes, drop-phase-rule, trust-unknown.
+    #[cfg(feature = "mutants")]
+    #[arg(long, global = true)]
+    mutant: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -124,6 +132,12 @@ enum Cmd {
         iterations: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Stop-the-world model: reset time, µs (default: the simulator's assumption).
+        #[arg(long, requires = "stw_per_command_us")]
+        stw_reset_us: Option<u64>,
+        /// Stop-the-world model: time per stopped command, µs.
+        #[arg(long, requires = "stw_reset_us")]
+        stw_per_command_us: Option<u64>,
     },
     /// The evil neighbour: another process on a shared GPU (--device unix:PATH) that makes
     /// faults at a steady rate.
@@ -138,10 +152,32 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The mutation check: every deliberate bug of the analysis must be caught by the
+    /// soundness campaign and by the fault campaign (cargo feature `mutants`).
+    #[cfg(feature = "mutants")]
+    Mutants {
+        /// Soundness commands to try per mutant.
+        #[arg(long, default_value_t = 2000)]
+        commands: u64,
+        /// Fault-campaign scenarios to try per mutant.
+        #[arg(long, default_value_t = 5000)]
+        scenarios: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "mutants")]
+    if let Some(name) = &cli.mutant {
+        use agx_winsys::analysis::mutants::{set, Mutant};
+        match Mutant::from_name(name) {
+            Some(m) => set(Some(m)),
+            None => {
+                eprintln!("agx-fault-suite: unknown mutant {name:?}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let code = match cli.cmd {
         Cmd::Info(d) => info::run(&d),
         Cmd::Demo(d) => demo::run(&d),
@@ -150,10 +186,20 @@ fn main() -> ExitCode {
         Cmd::RunOne { name, device } => runner::run_one(&name, &device),
         Cmd::Trace { name, out } => runner::trace(&name, &out),
         Cmd::Campaign(o) => campaign::campaign(&o),
-        Cmd::ComparePolicies { iterations, seed } => campaign::compare_policies(iterations, seed),
+        Cmd::ComparePolicies {
+            iterations,
+            seed,
+            stw_reset_us,
+            stw_per_command_us,
+        } => campaign::compare_policies(iterations, seed, stw_reset_us.zip(stw_per_command_us)),
         Cmd::Evil(o) => evil::run(&o),
         Cmd::Stats(d) => stats::run(&d),
         Cmd::Soundness { commands, seed } => soundness::run(commands, seed),
+        #[cfg(feature = "mutants")]
+        Cmd::Mutants {
+            commands,
+            scenarios,
+        } => mutants::run(commands, scenarios),
     };
     ExitCode::from(code)
 }

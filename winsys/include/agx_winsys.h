@@ -2382,6 +2382,8 @@ int agx_ws_vk_device_wait_job(struct agx_ws_vk_device *vk, struct agx_ws_job *jo
  * stays usable), else `VK_ERROR_DEVICE_LOST`, and the device is then lost (a banned queue, a
  * gone device). Sticky: `VK_ERROR_DEVICE_LOST` whenever the device is lost.
  *
+ * Errors: `-EINVAL` for an `error` that is neither 0 nor a negative errno (-4095..-1).
+ *
  * # Safety
  *
  * `out_vk_result` is NULL or valid for a write.

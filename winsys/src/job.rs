@@ -5,12 +5,24 @@ use std::sync::{Arc, OnceLock};
 use agx_uapi::fault_ext as ext;
 use rustix::io::Errno;
 
+use crate::bo::Bo;
 use crate::cmd::ResultRecord;
 use crate::error::{Error, Result};
 use crate::outcome::{FaultInfo, Guilt, JobOutcome};
-use crate::queue::{QueueShared, RING_SLOTS, SLOT_BYTES};
+use crate::queue::{QueueShared, ResultRing, SLOT_BYTES};
 use crate::sync::{Deadline, FenceStatus, SyncObj, WaitFlags};
-use std::sync::atomic::Ordering;
+
+/// Where a job's result records are.
+#[derive(Debug)]
+pub(crate) enum Records {
+    /// No records (upstream mode): fence errors only.
+    None,
+    /// The queue's ring, slot `(seqno - 1) % RING_SLOTS`, pinned until the job has read them.
+    Ring,
+    /// A BO of the job's own, command `i` at `i * SLOT_BYTES` (the ring's slots were still in
+    /// use at submit).
+    Own(Bo),
+}
 
 /// The binary sync objects holding each chunk's own fence, in upstream mode (no result
 /// records): the only place a finished chunk's error survives.
@@ -53,6 +65,7 @@ pub struct Job {
     first_seqno: u64,
     commands: u32,
     record: ResultRecord,
+    records: Records,
     fences: ChunkFences,
     /// The rest of a split submit was refused after these commands were accepted.
     refused: Option<JobOutcome>,
@@ -65,7 +78,7 @@ impl Job {
         points: std::ops::Range<u64>,
         first_seqno: u64,
         commands: u32,
-        record: ResultRecord,
+        (record, records): (ResultRecord, Records),
         fences: ChunkFences,
         refused: Option<JobOutcome>,
     ) -> Job {
@@ -75,6 +88,7 @@ impl Job {
             first_seqno,
             commands,
             record,
+            records,
             fences,
             refused,
             outcome: OnceLock::new(),
@@ -105,7 +119,16 @@ impl Job {
         if let Some(r) = self.refused {
             o = worse(o, r);
         }
-        Ok(*self.outcome.get_or_init(|| o))
+        let o = *self.outcome.get_or_init(|| o);
+        // Read and kept: the ring slots may be reused.
+        self.release_slots();
+        Ok(o)
+    }
+
+    fn release_slots(&self) {
+        if let (Records::Ring, Some(ring)) = (&self.records, &self.queue.ring) {
+            ring.release(self.seqnos());
+        }
     }
 
     /// The outcome if the job has finished, without blocking.
@@ -121,15 +144,23 @@ impl Job {
     /// errors of the chunks' own fences. The job's outcome is its worst command's.
     fn read_outcome(&self) -> Result<JobOutcome> {
         let mut worst = JobOutcome::Complete;
-        let submitted = self.queue.seqno.load(Ordering::Acquire);
-        let overwritten = submitted.saturating_sub(self.first_seqno) >= RING_SLOTS;
-        if let (Some(ring), false) = (&self.queue.ring, overwritten) {
-            let map = ring.bo.map()?;
+        let (bo, ring) = match (&self.records, &self.queue.ring) {
+            (Records::Ring, Some(ring)) => (Some(&ring.bo), true),
+            (Records::Own(bo), _) => (Some(bo), false),
+            _ => (None, false),
+        };
+        if let Some(bo) = bo {
+            let map = bo.map()?;
             let mut all_records = true;
             let size = self.record.size();
             for seqno in self.seqnos() {
                 let mut rec = ext::drm_asahi_ext_result::default();
-                let off = ((seqno - 1) % RING_SLOTS) * SLOT_BYTES;
+                // The slot stays pinned until this job has read it: nobody reuses it meanwhile.
+                let off = if ring {
+                    ResultRing::offset(seqno)
+                } else {
+                    (seqno - self.first_seqno) * SLOT_BYTES
+                };
                 map.read(off as usize, &mut bytemuck::bytes_of_mut(&mut rec)[..size])
                     .map_err(crate::error::kernel("result read"))?;
                 let seqno_ok = self.record == ResultRecord::StatusOnly || rec.seqno == seqno;
@@ -142,8 +173,9 @@ impl Job {
                 return Ok(worst);
             }
         }
-        // Upstream mode, or records overwritten long ago: fence errors. A chunk's own binary
-        // fence keeps its error; a signalled timeline point does not (last resort only).
+        // Upstream mode, or a record the kernel never completed (a device gone before writing
+        // it): fence errors. A chunk's own binary fence keeps its error; a signalled timeline
+        // point does not (last resort only).
         let own = self.fences.as_slice();
         let statuses =
             (0..self.points.end - self.points.start).map(|i| match own.get(i as usize) {
@@ -163,6 +195,12 @@ impl Job {
             }
         }
         Ok(worst)
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.release_slots();
     }
 }
 

@@ -3,12 +3,17 @@
 //! A queue owns a timeline sync object: submission `n` of the queue signals point `n`, which is
 //! the job's out-fence. With the fault-report extension it also owns a ring of result slots in
 //! one BO: the kernel's 1-based command sequence number `s` writes slot `(s - 1) % RING_SLOTS`,
-//! so no submit allocates, and a record's `seqno` field tells whether it was reused since.
+//! so no submit allocates. A slot is reused only when the GPU is done with its command *and*
+//! its job has read its outcome (or was dropped): a job's records are never overwritten under
+//! it, and a record is never taken for another job's. When a submit finds a slot it needs still
+//! in use (more than `RING_SLOTS` commands in flight or unread), it never waits: that job's
+//! records go to a BO of its own.
 //!
 //! A command buffer longer than `max_commands_per_submission` is split into several submits,
 //! each waiting on the previous one's timeline point (which carries the first one's in-syncs)
 //! and only the last signalling the caller's out-syncs, so order and synchronization hold.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +24,7 @@ use crate::bo::{Bo, BoFlags};
 use crate::cmd::{CommandBuffer, JobInfoSlot};
 use crate::error::{Error, Result};
 use crate::ioctl;
-use crate::job::{ChunkFences, Job, QueueState};
+use crate::job::{ChunkFences, Job, QueueState, Records};
 use crate::outcome::JobOutcome;
 use crate::sync::{Deadline, SyncObj, WaitFlags};
 use crate::vm::Vm;
@@ -89,6 +94,51 @@ impl<'a> SyncPoint<'a> {
 #[derive(Debug)]
 pub(crate) struct ResultRing {
     pub(crate) bo: Bo,
+    /// Per slot: the sequence number of the command whose job may still read the record there
+    /// (pinned from its submit until the job has read its outcome or is dropped); 0 when free.
+    pins: Box<[AtomicU64]>,
+}
+
+impl ResultRing {
+    fn new(bo: Bo) -> ResultRing {
+        ResultRing {
+            bo,
+            pins: (0..RING_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// The slot of kernel sequence number `seqno` (1-based).
+    pub(crate) fn slot(seqno: u64) -> usize {
+        ((seqno - 1) % RING_SLOTS) as usize
+    }
+
+    /// The byte offset of `seqno`'s slot.
+    pub(crate) fn offset(seqno: u64) -> u64 {
+        Self::slot(seqno) as u64 * SLOT_BYTES
+    }
+
+    fn pin(&self, seqnos: Range<u64>) {
+        for s in seqnos {
+            self.pins[Self::slot(s)].store(s, Ordering::Relaxed);
+        }
+    }
+
+    fn pinned(&self, seqno: u64) -> bool {
+        // Acquire: the reads of the job that unpinned it happen before our reuse.
+        self.pins[Self::slot(seqno)].load(Ordering::Acquire) != 0
+    }
+
+    /// The job owning `seqnos` is done reading them (or gone).
+    pub(crate) fn release(&self, seqnos: Range<u64>) {
+        for s in seqnos {
+            let _ = self.pins[Self::slot(s)].compare_exchange(
+                s,
+                0,
+                Ordering::Release,
+                Ordering::Relaxed,
+            );
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -109,9 +159,6 @@ struct Submitting {
 pub(crate) struct QueueShared {
     pub(crate) timeline: SyncObj,
     pub(crate) ring: Option<ResultRing>,
-    /// Kernel sequence numbers handed out so far: a job whose first command is more than
-    /// `RING_SLOTS` behind has had its records overwritten.
-    pub(crate) seqno: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -148,7 +195,7 @@ impl Queue {
                 // Mapped now, so reading an outcome never needs an ioctl (it works on a dead
                 // device too).
                 bo.map()?;
-                Some(ResultRing { bo })
+                Some(ResultRing::new(bo))
             }
             _ => None,
         };
@@ -166,11 +213,7 @@ impl Queue {
             syncs: Vec::with_capacity(16),
             slot_points,
         };
-        let shared = Arc::new(QueueShared {
-            timeline,
-            ring,
-            seqno: AtomicU64::new(0),
-        });
+        let shared = Arc::new(QueueShared { timeline, ring });
         Ok(Queue {
             inner: Arc::new(QueueInner {
                 dev,
@@ -220,15 +263,24 @@ impl Queue {
         let st = &mut *st;
         let first_seqno = st.seqno + 1;
         let first_point = st.next_point;
+        let records = match &sh.ring {
+            None => Records::None,
+            Some(ring) if slots_free(ring, &sh.timeline, st, first_seqno, total as u64)? => {
+                Records::Ring
+            }
+            // Never wait for the GPU (or a reader) here: this job gets records of its own.
+            Some(_) => {
+                let bo = Bo::new(&q.dev, total as u64 * SLOT_BYTES, BoFlags::WRITEBACK, None)?;
+                bo.map()?;
+                Records::Own(bo)
+            }
+        };
         let mut fences = ChunkFences::default();
         let mut start = 0;
         while start < total {
             let end = (start + max).min(total);
             let chunk_seqno = st.seqno + 1;
             let point = st.next_point;
-            if sh.ring.is_some() {
-                reclaim_slots(sh, st, chunk_seqno, (end - start) as u64)?;
-            }
             // Upstream mode: the chunk's own fence, kept in a binary object, is the only place
             // its error survives (a signalled timeline point exports as a stub fence).
             let own = match sh.ring {
@@ -237,12 +289,18 @@ impl Queue {
             };
             let ring_handle = sh.ring.as_ref().map(|r| r.bo.handle());
             let slot = |i: usize| -> Option<JobInfoSlot> {
-                let handle = ring_handle?;
                 let seqno = chunk_seqno + (i - start) as u64;
-                Some(JobInfoSlot {
-                    handle,
-                    offset: ((seqno - 1) % RING_SLOTS) * SLOT_BYTES,
-                })
+                match &records {
+                    Records::None => None,
+                    Records::Ring => Some(JobInfoSlot {
+                        handle: ring_handle?,
+                        offset: ResultRing::offset(seqno),
+                    }),
+                    Records::Own(bo) => Some(JobInfoSlot {
+                        handle: bo.handle(),
+                        offset: (seqno - first_seqno) * SLOT_BYTES,
+                    }),
+                }
             };
             cb.encode(start..end, &slot, &mut st.cmdbuf);
             st.syncs.clear();
@@ -270,22 +328,23 @@ impl Queue {
                     st,
                     e,
                     signals,
-                    first_point,
-                    first_seqno,
+                    (first_point, first_seqno),
                     start,
+                    records,
                     fences,
                     cb,
                 );
             }
             fences.push(own);
-            for s in chunk_seqno..chunk_seqno + (end - start) as u64 {
-                if let Some(p) = st.slot_points.get_mut(((s - 1) % RING_SLOTS) as usize) {
-                    *p = point;
+            let seqnos = chunk_seqno..chunk_seqno + (end - start) as u64;
+            if let (Records::Ring, Some(ring)) = (&records, &sh.ring) {
+                ring.pin(seqnos.clone());
+                for s in seqnos {
+                    st.slot_points[ResultRing::slot(s)] = point;
                 }
             }
             st.next_point += 1;
             st.seqno += (end - start) as u64;
-            sh.seqno.store(st.seqno, Ordering::Release);
             start = end;
         }
         Ok(Job::new(
@@ -293,7 +352,7 @@ impl Queue {
             first_point..st.next_point,
             first_seqno,
             total as u32,
-            cb.result_record(),
+            (cb.result_record(), records),
             fences,
             None,
         ))
@@ -331,22 +390,31 @@ impl Queue {
     }
 }
 
-/// Before slots are reused, the commands that used them must be done: their records are read
-/// by their jobs. Waits (bounded) for the oldest such submit if needed.
-fn reclaim_slots(q: &QueueShared, st: &mut Submitting, first: u64, count: u64) -> Result<()> {
-    let mut need = 0;
-    for s in first..first + count {
-        need = need.max(st.slot_points[((s - 1) % RING_SLOTS) as usize]);
+/// Whether the ring slots of `count` commands from sequence number `first` may be reused now:
+/// every command that used them is done (the timeline says so, asked without waiting) and its
+/// job has read its outcome or is gone. Never blocks.
+fn slots_free(
+    ring: &ResultRing,
+    timeline: &SyncObj,
+    st: &mut Submitting,
+    first: u64,
+    count: u64,
+) -> Result<bool> {
+    if count > RING_SLOTS {
+        return Ok(false);
     }
+    let seqnos = first..first + count;
+    if seqnos.clone().any(|s| ring.pinned(s)) {
+        return Ok(false);
+    }
+    let need = seqnos
+        .map(|s| st.slot_points[ResultRing::slot(s)])
+        .max()
+        .unwrap_or(0);
     if need > st.completed {
-        q.timeline.wait(
-            Some(need),
-            Deadline::After(std::time::Duration::from_secs(60)),
-            WaitFlags::default(),
-        )?;
-        st.completed = need;
+        st.completed = timeline.query(false)?;
     }
-    Ok(())
+    Ok(need <= st.completed)
 }
 
 /// A later chunk of a split submit was refused (typically `ECANCELED`: an earlier chunk already
@@ -359,9 +427,9 @@ fn refused_midway(
     st: &Submitting,
     e: Error,
     signals: &[SyncPoint<'_>],
-    first_point: u64,
-    first_seqno: u64,
+    (first_point, first_seqno): (u64, u64),
     accepted: usize,
+    records: Records,
     fences: ChunkFences,
     cb: &CommandBuffer,
 ) -> Result<Job> {
@@ -376,7 +444,7 @@ fn refused_midway(
         first_point..st.next_point,
         first_seqno,
         accepted as u32,
-        cb.result_record(),
+        (cb.result_record(), records),
         fences,
         Some(refused),
     ))

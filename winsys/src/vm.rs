@@ -185,10 +185,15 @@ impl Vm {
     /// Binds `size` bytes of `bo` from `offset` at a caller-chosen `va` (which must not be in
     /// the allocators' windows' live allocations: the caller manages that range).
     pub fn bind_at(&self, bo: &Bo, offset: u64, size: u64, va: u64, access: Access) -> Result<()> {
+        // Found by fuzzing the C ABI: `va + size` overflowed (a panic with overflow checks, a
+        // wrapped range and a wrong overlap check without).
+        let end = va.checked_add(size).ok_or(Error::InvalidArgument(
+            "range past the end of the address space",
+        ))?;
         let mut st = self.state();
         if st
             .bindings
-            .range(..va + size)
+            .range(..end)
             .next_back()
             .is_some_and(|(&s, b)| s + b.size > va)
         {

@@ -21,7 +21,7 @@ use agx_winsys::{Deadline, Device, DeviceSpec, Guilt, JobOutcome, SyncObj, WaitF
 
 const BOUND: Deadline = Deadline::After(Duration::from_secs(20));
 /// A GPU address nothing maps.
-const HOLE: u64 = 0x7f00_0000_0000;
+const HOLE: u64 = agx_sim::config::UNMAPPED_VA;
 
 /// A server listening on a fresh socket path, with a shared device of `options`.
 fn serve(options: &str) -> (Server, Listener) {

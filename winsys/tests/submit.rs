@@ -138,7 +138,7 @@ fn faulting(ctx: &Context, s: &mut StreamBuilder) -> Job {
 fn guilty_faults_are_reported_with_address() {
     let dev = sim("sim:hang-timeout-ms=1");
     let c = Context::new(&dev, 1 << 20).unwrap();
-    let hole = 0x30_0000_0000u64; // never bound
+    let hole = agx_sim::config::UNMAPPED_VA;
     let o = faulting(&c, StreamBuilder::new().load(hole, 64))
         .wait(SEC)
         .unwrap();
@@ -237,7 +237,7 @@ fn collide(spec: &str, restartable_victim: bool) -> (Device, Context, Job, Vec<u
         &culprit,
         StreamBuilder::new()
             .spin(culprit_delay)
-            .load(0x30_0000_0000, 8),
+            .load(agx_sim::config::UNMAPPED_VA, 8),
     );
     sim.release();
     (dev, victim, vj, expected, cj)
@@ -510,7 +510,9 @@ fn victim_with_both_subqueues_running_is_killed_once() {
     let vj = victim.queue.submit(&cb, &[], &[]).unwrap();
     let cj = faulting(
         &culprit,
-        StreamBuilder::new().spin(10_000).load(0x30_0000_0000, 8),
+        StreamBuilder::new()
+            .spin(10_000)
+            .load(agx_sim::config::UNMAPPED_VA, 8),
     );
     sim.release();
     assert!(matches!(
@@ -542,7 +544,7 @@ fn split_submit_refused_midway_still_signals_and_reports() {
         let mut cb = c.command_buffer();
         let bad = c
             .render(
-                StreamBuilder::new().store(0x30_0000_0000, 1),
+                StreamBuilder::new().store(agx_sim::config::UNMAPPED_VA, 1),
                 Default::default(),
                 &[],
             )

@@ -17,7 +17,7 @@ fn trace_written_on_close() {
         let c = Context::new(&dev, 1 << 20).unwrap();
         let d = c
             .render(
-                StreamBuilder::new().load(0x30_0000_0000, 8),
+                StreamBuilder::new().load(agx_sim::config::UNMAPPED_VA, 8),
                 Default::default(),
                 &[],
             )

@@ -1,7 +1,8 @@
 //! `agx-sim-server --socket PATH [--device OPTIONS]`: serves simulated asahi devices on a Unix
 //! socket until killed. `OPTIONS` configure the shared device (what `AGXWS_DEVICE=unix:PATH`
 //! opens), in the syntax of `sim:` device specs: `policy=kill-inflight|replay|continue`,
-//! `replay-limit=N`, `hang-timeout-ms=N`, `soft-faults`, `upstream`, `clock=virtual|host`.
+//! `replay-limit=N`, `hang-timeout-ms=N`, `soft-faults`, `upstream`, `clock=virtual|host`,
+//! `stw-reset-us=N`, `stw-per-command-us=N` (the stop-the-world model, docs/recovery-model.md).
 //! Clients may also create private devices with options of their own.
 
 use std::path::PathBuf;

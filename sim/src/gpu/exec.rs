@@ -109,7 +109,9 @@ impl Exec {
     }
 
     /// Runs for at most `budget` ns. `opaque` is the command's opaque description when the
-    /// device runs foreign streams as opaque jobs (`streams=opaque`), `None` otherwise.
+    /// device runs foreign streams as opaque jobs (`streams=opaque`), `None` otherwise. With a
+    /// `log`, every byte range written (GPU VA) is added to it, merged with the last range when
+    /// they touch.
     pub fn run(
         &mut self,
         pt: &PageTable,
@@ -117,6 +119,7 @@ impl Exec {
         soft: bool,
         budget: u64,
         opaque: Option<&OpaqueCmd>,
+        mut log: Option<&mut Vec<(u64, u64)>>,
     ) -> Step {
         let mut used = 0u64;
         if self.mode == Mode::Fresh {
@@ -172,7 +175,13 @@ impl Exec {
                 units.access
             };
             let left = budget.saturating_sub(used);
-            match self.op_slice(pt, op, unit, soft, left) {
+            let mem = Mem {
+                pt,
+                unit,
+                soft,
+                log: log.as_deref_mut(),
+            };
+            match self.op_slice(mem, op, left) {
                 Ok((n, finished)) => {
                     used += n;
                     if finished {
@@ -197,14 +206,11 @@ impl Exec {
     /// Advances the current op by at most `left` ns; returns (ns used, op finished).
     fn op_slice(
         &mut self,
-        pt: &PageTable,
+        mut mem: Mem<'_>,
         op: Op,
-        unit: u32,
-        soft: bool,
         left: u64,
     ) -> Result<(u64, bool), (Fault, u64)> {
         let mut used = 0;
-        let mem = Mem { pt, unit, soft };
         match op {
             Op::End | Op::Jump { .. } => Ok((0, true)),
             Op::Hang => Ok((left.max(1), false)),
@@ -301,6 +307,8 @@ struct Mem<'a> {
     pt: &'a PageTable,
     unit: u32,
     soft: bool,
+    /// Where written ranges are recorded, if anywhere.
+    log: Option<&'a mut Vec<(u64, u64)>>,
 }
 
 impl Mem<'_> {
@@ -316,7 +324,7 @@ impl Mem<'_> {
         }
     }
 
-    fn write(&self, va: u64, src: &[u8]) -> Result<(), Fault> {
+    fn write(&mut self, va: u64, src: &[u8]) -> Result<(), Fault> {
         // Translate every page first, so a faulting chunk writes nothing.
         let mut off = 0usize;
         let mut targets = [(None, 0u64, 0usize); 2];
@@ -339,6 +347,9 @@ impl Mem<'_> {
                 bo.gpu().write(*bo_off as usize, &src[off..off + n]);
             }
             off += n;
+        }
+        if let Some(log) = self.log.as_deref_mut() {
+            log_write(log, va, src.len() as u64);
         }
         Ok(())
     }
@@ -400,5 +411,33 @@ impl Exec {
             progress: 0,
             mode: Mode::Stream,
         }
+    }
+}
+
+/// Adds `[va, va + len)` to a list of written ranges, merging it with the last range when they
+/// touch or overlap (the executor writes sequentially, so the list stays short).
+fn log_write(log: &mut Vec<(u64, u64)>, va: u64, len: u64) {
+    let end = va.saturating_add(len);
+    if let Some(last) = log.last_mut() {
+        if va <= last.1 && end >= last.0 {
+            *last = (last.0.min(va), last.1.max(end));
+            return;
+        }
+    }
+    log.push((va, end));
+}
+
+/// Writes zeros over `[va, va + len)` through the page table, page by page, skipping what is
+/// not mapped writable (the firmware clearing what it can reach).
+pub(super) fn zero_va(pt: &PageTable, va: u64, len: u64) {
+    const ZEROS: [u8; CHUNK as usize] = [0; CHUNK as usize];
+    let end = va.saturating_add(len);
+    let mut a = va;
+    while a < end {
+        let n = (end - a).min(CHUNK - a % CHUNK);
+        if let Ok((bo, off)) = pt.translate(a, true) {
+            bo.gpu().write(off as usize, &ZEROS[..n as usize]);
+        }
+        a += n;
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use agx_uapi::fault_ext as ext;
 
 use crate::bo::Bo;
-use crate::config::{Clock, SimConfig};
+use crate::config::{Clock, RecoveryPolicy, SimConfig};
 use crate::sync::fence::Fence;
 use crate::trace::{EventKind, Trace};
 use crate::vm::PageTable;
@@ -150,6 +150,11 @@ pub struct Job {
     pub inject: Option<Injection>,
     /// The open recovery this command is being replayed for.
     pub recovering: Option<u64>,
+    /// Render commands: the fragment attachments (GPU VA, bytes): what its tiles store to.
+    pub render_targets: Vec<(u64, u64)>,
+    /// Under `continue`, for render commands: the byte ranges (GPU VA) the command has written
+    /// since it started (merged), whose tile content a reset loses.
+    pub written: Vec<(u64, u64)>,
 }
 
 /// The part of a submit that outlives its commands: the out-fence, signalled after the last.
@@ -225,14 +230,22 @@ pub struct Stats {
     pub replays: u64,
     pub killed: u64,
     pub cancelled: u64,
-    /// GPU time spent in stop-the-world cycles (a fixed cost each).
+    /// GPU time spent in stop-the-world cycles: the model's cost of each (reset + a cost per
+    /// stopped command, `SimConfig::stop_the_world_ns`), counted when the cycle ends.
     pub recovery_ns: u64,
     /// Summed over closed recoveries: GPU time from the fault until the innocent work it
-    /// stopped was back (every replayed victim finished again), or just the stop-the-world
-    /// cost when nothing was replayed.
+    /// stopped and that goes on is back: every replayed victim finished again, or (continue)
+    /// the victims resumed. Recoveries whose stopped innocent work was all killed, or that
+    /// stopped none, never close.
     pub recovery_span_ns: u64,
     /// Recoveries whose span is counted in `recovery_span_ns`.
     pub recoveries_closed: u64,
+    /// Innocent GPU work thrown away and done again: the progress replayed victims had made
+    /// when they were stopped (measured, ns).
+    pub innocent_redone_ns: u64,
+    /// Innocent GPU work thrown away for good: the progress killed victims had made (measured,
+    /// ns; their queued work, cancelled, is not counted).
+    pub innocent_lost_ns: u64,
     /// Commands that ended after running as opaque jobs (`streams=opaque`).
     pub opaque: u64,
 }
@@ -251,8 +264,11 @@ pub struct Gpu {
     pub trace: Trace,
     pub stats: Stats,
     next_id: u64,
-    /// Open recoveries: id -> (fault time, latest end so far, replayed victims not done).
-    pub(crate) open_recoveries: BTreeMap<u64, (u64, u64, u32)>,
+    /// Open recoveries: id -> what is known of them so far.
+    pub(crate) open_recoveries: BTreeMap<u64, OpenRecovery>,
+    /// A stop-the-world cycle in progress: (when it ends, its modelled duration). Nothing runs
+    /// until then.
+    pub(crate) stall: Option<(u64, u64)>,
     /// GPU time 0 on the host clock ([`Clock::Host`]).
     epoch: std::time::Instant,
 }
@@ -272,6 +288,7 @@ impl Gpu {
             stats: Stats::default(),
             next_id: 1,
             open_recoveries: BTreeMap::new(),
+            stall: None,
             epoch: std::time::Instant::now(),
         }
     }
@@ -318,6 +335,17 @@ impl Gpu {
 
     fn run_until(&mut self, deadline: Option<u64>) {
         while !self.crashed {
+            // The world is stopped: the clock runs, nothing else does.
+            if let Some((end, cost)) = self.stall {
+                if deadline.is_some_and(|d| d < end) {
+                    self.now_ns = self.now_ns.max(deadline.unwrap_or(end));
+                    return;
+                }
+                self.now_ns = self.now_ns.max(end);
+                self.stall = None;
+                self.stats.recovery_ns += cost;
+                self.trace.push(end, EventKind::RecoveryEnd, 0, 0, "");
+            }
             self.start_ready();
             let running: Vec<u64> = self
                 .queues
@@ -414,7 +442,10 @@ impl Gpu {
             }
             let exec = job.exec.as_mut().expect("running job has exec");
             let soft = self.config.soft_faults;
-            let step = exec.run(&vm.pt, job.units, soft, budget, job.opaque.as_deref());
+            // Under continue a reset loses what a render has produced in its tiles: keep track.
+            let log = (self.config.policy == RecoveryPolicy::Continue && job.sub == Sub::Render)
+                .then_some(&mut job.written);
+            let step = exec.run(&vm.pt, job.units, soft, budget, job.opaque.as_deref(), log);
             match step {
                 Step::Done { used } => {
                     max_used = max_used.max(used);
@@ -477,7 +508,7 @@ impl Gpu {
         };
         let now = self.now_ns;
         if let Some(rid) = job.recovering {
-            self.victim_done(rid, now);
+            self.victim_done(rid, now, status == Status::Complete);
         }
         if let Some(q) = self.queues.get_mut(&job.queue) {
             let s = job.sub as usize;
@@ -651,18 +682,38 @@ fn write_timestamp(ts: &TimestampSlot, now_ns: u64) {
     }
 }
 
+/// A recovery whose replayed victims are not all done yet.
+#[derive(Debug)]
+pub(crate) struct OpenRecovery {
+    /// The fault.
+    pub start: u64,
+    /// When the last victim that came back so far did (at least the end of the window).
+    pub end: u64,
+    /// Replayed victims not done.
+    pub waiting: u32,
+    /// Whether any victim came back (completed, or was stopped again mid-replay).
+    pub back: bool,
+}
+
 impl Gpu {
-    /// A replayed victim of recovery `rid` ended at `now`; the recovery closes with its last.
-    pub(crate) fn victim_done(&mut self, rid: u64, now: u64) {
+    /// A replayed victim of recovery `rid` ended at `now`, back (`back`: it completed, or a
+    /// later recovery stopped it again after it had restarted) or not (killed, device gone);
+    /// the recovery closes with its last, and counts in the stats if some victim came back.
+    pub(crate) fn victim_done(&mut self, rid: u64, now: u64, back: bool) {
         let Some(r) = self.open_recoveries.get_mut(&rid) else {
             return;
         };
-        r.1 = r.1.max(now);
-        r.2 -= 1;
-        if r.2 == 0 {
-            let (start, end, _) = self.open_recoveries.remove(&rid).expect("present");
-            self.stats.recovery_span_ns += end - start;
-            self.stats.recoveries_closed += 1;
+        if back {
+            r.end = r.end.max(now);
+            r.back = true;
+        }
+        r.waiting -= 1;
+        if r.waiting == 0 {
+            let r = self.open_recoveries.remove(&rid).expect("present");
+            if r.back {
+                self.stats.recovery_span_ns += r.end - r.start;
+                self.stats.recoveries_closed += 1;
+            }
         }
     }
 }

@@ -27,6 +27,7 @@
 #include <linux/module.h>
 #include <linux/platform_device.h>
 #include <linux/slab.h>
+#include <linux/version.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
 
@@ -291,6 +292,10 @@ static const struct file_operations ast_fops = {
 	.poll = drm_poll,
 	.read = drm_read,
 	.llseek = noop_llseek,
+#ifdef FOP_UNSIGNED_OFFSET
+	/* drm_open_helper() refuses (WARN + EINVAL) DRM fops without it since 6.12. */
+	.fop_flags = FOP_UNSIGNED_OFFSET,
+#endif
 };
 
 static const struct drm_driver ast_drm_driver = {
@@ -326,13 +331,26 @@ static int ast_probe(struct platform_device *pdev)
 	return 0;
 }
 
-static int ast_remove(struct platform_device *pdev)
+static void ast_unregister(struct platform_device *pdev)
 {
 	struct ast_device *adev = platform_get_drvdata(pdev);
 
 	drm_dev_unregister(&adev->drm);
+}
+
+/* platform_driver.remove returns void since 6.11. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+static void ast_remove(struct platform_device *pdev)
+{
+	ast_unregister(pdev);
+}
+#else
+static int ast_remove(struct platform_device *pdev)
+{
+	ast_unregister(pdev);
 	return 0;
 }
+#endif
 
 static struct platform_driver ast_platform_driver = {
 	.probe = ast_probe,

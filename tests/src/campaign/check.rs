@@ -22,10 +22,16 @@ pub(super) struct Tally {
     pub(super) recovery_span_ns: u64,
     pub(super) recoveries_closed: u64,
     pub(super) replays: u64,
+    /// GPU time in stop-the-world cycles (the model's cost of each).
+    pub(super) stw_ns: u64,
+    pub(super) innocent_redone_ns: u64,
+    pub(super) innocent_lost_ns: u64,
     pub(super) ctx_guilty: u64,
     pub(super) ctx_innocent_reset: u64,
     pub(super) innocent_contexts: u64,
     pub(super) innocent_survived: u64,
+    /// Innocent contexts told nothing whose memory is wrong.
+    pub(super) innocent_corrupted: u64,
     pub(super) silent_corruptions: u64,
     pub(super) violations: [u64; 5],
     pub(super) failed_scenarios: u64,
@@ -43,10 +49,14 @@ impl Tally {
         self.recovery_span_ns += o.recovery_span_ns;
         self.recoveries_closed += o.recoveries_closed;
         self.replays += o.replays;
+        self.stw_ns += o.stw_ns;
+        self.innocent_redone_ns += o.innocent_redone_ns;
+        self.innocent_lost_ns += o.innocent_lost_ns;
         self.ctx_guilty += o.ctx_guilty;
         self.ctx_innocent_reset += o.ctx_innocent_reset;
         self.innocent_contexts += o.innocent_contexts;
         self.innocent_survived += o.innocent_survived;
+        self.innocent_corrupted += o.innocent_corrupted;
         self.silent_corruptions += o.silent_corruptions;
         for i in 0..5 {
             self.violations[i] += o.violations[i];
@@ -100,6 +110,9 @@ pub(super) fn check(sc: &Scenario, policy: RecoveryPolicy) -> (Vec<Violation>, T
     t.recovery_span_ns = run.recovery_span_ns;
     t.recoveries_closed = run.recoveries_closed;
     t.replays = run.replays;
+    t.stw_ns = run.stw_ns;
+    t.innocent_redone_ns = run.innocent_redone_ns;
+    t.innocent_lost_ns = run.innocent_lost_ns;
     for b in &run.bound_violations {
         v.push(Violation {
             invariant: 1,
@@ -150,6 +163,7 @@ pub(super) fn check(sc: &Scenario, policy: RecoveryPolicy) -> (Vec<Violation>, T
             };
             if !same {
                 t.silent_corruptions += 1;
+                t.innocent_corrupted += u64::from(!culprit);
                 let r = reference.as_ref().expect("compared");
                 let i = r.snapshots[ci]
                     .iter()

@@ -19,14 +19,25 @@ pub(super) struct Run {
     pub(super) recovery_span_ns: u64,
     pub(super) recoveries_closed: u64,
     pub(super) replays: u64,
+    pub(super) stw_ns: u64,
+    pub(super) innocent_redone_ns: u64,
+    pub(super) innocent_lost_ns: u64,
 }
 
 pub(super) fn spec(policy: RecoveryPolicy) -> String {
-    format!(
+    let mut s = format!(
         "sim:policy={},replay-limit={REPLAY_LIMIT},hang-timeout-ms={HANG_TIMEOUT_MS}",
         policy.name()
-    )
+    );
+    if let Some((reset, per)) = STW_MODEL_US.get() {
+        s += &format!(",stw-reset-us={reset},stw-per-command-us={per}");
+    }
+    s
 }
+
+/// Stop-the-world model constants (reset, per command; µs) of every campaign device of this
+/// process, when not the simulator's defaults (compare-policies' sensitivity options).
+pub(super) static STW_MODEL_US: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
 
 pub(super) fn build_cmd(
     ctx: &Context,
@@ -37,8 +48,18 @@ pub(super) fn build_cmd(
     cb: &mut CommandBuffer,
 ) -> agx_winsys::Result<()> {
     let (dst, src) = (bufs[cmd.dst], bufs[cmd.src]);
+    // The third buffer, a temporary of `Transform`.
+    let tmp = bufs[(0..BUFFERS)
+        .find(|&b| b != cmd.dst && b != cmd.src)
+        .expect("four buffers")];
+    // `Shift` moves the buffer by a few cache lines, less than a chunk: the ranges overlap.
+    let shift = 64 * (1 + u64::from(cmd.pattern) % 32);
     let mut s = StreamBuilder::new();
-    if cmd.spin_ns > 0 {
+    let spin_first = matches!(
+        cmd.op,
+        Op::Clear | Op::Draw | Op::Copy | Op::Blend | Op::Accumulate
+    );
+    if cmd.spin_ns > 0 && spin_first {
         s.spin(cmd.spin_ns);
     }
     match cmd.op {
@@ -46,8 +67,17 @@ pub(super) fn build_cmd(
         Op::Draw => s.fill(dst, len, 0).copy(dst, src, len),
         Op::Copy => s.copy(dst, src, len),
         Op::Blend => s.rmw(dst, src, len, RmwFn::Average),
-        Op::Accumulate => s.rmw(dst, src, len, RmwFn::Add),
+        Op::Accumulate | Op::Bindless => s.rmw(dst, src, len, RmwFn::Add),
+        Op::Count => (0..4).fold(&mut s, |s, i| s.atomic_add(dst + 8 * i, 1 + i)),
+        Op::Shift => s.copy(dst + shift, dst, len - shift),
+        Op::Transform => s
+            .copy(tmp, dst, len)
+            .rmw(tmp, src, len, RmwFn::Add)
+            .copy(dst, tmp, len),
     };
+    if cmd.spin_ns > 0 && !spin_first {
+        s.spin(cmd.spin_ns);
+    }
     match fault {
         Some(FaultOp::UnmappedRead) => {
             s.load(HOLE, 64);
@@ -89,6 +119,31 @@ pub(super) fn build_cmd(
             let access =
                 ComputeCommand::new().dispatch(Dispatch::new().read(sreg).read_write(dreg));
             cb.compute(ctx.compute(&mut s, Some(access))?)?;
+        }
+        Op::Count => {
+            let counters = Region::va(dst, 32);
+            let access = ComputeCommand::new().dispatch(Dispatch::new().atomic(counters));
+            cb.compute(ctx.compute(&mut s, Some(access))?)?;
+        }
+        Op::Shift => {
+            let access = ComputeCommand::new().dispatch(
+                Dispatch::new()
+                    .read(Region::va(dst, len - shift))
+                    .overwrite(Region::va(dst + shift, len - shift)),
+            );
+            cb.compute(ctx.compute(&mut s, Some(access))?)?;
+        }
+        Op::Transform => {
+            let treg = Region::va(tmp, len);
+            let access = ComputeCommand::new()
+                .dispatch(Dispatch::new().read(dreg).overwrite(treg))
+                .dispatch(Dispatch::new().read(sreg).read_write(treg))
+                .dispatch(Dispatch::new().read(treg).overwrite(dreg));
+            cb.compute(ctx.compute(&mut s, Some(access))?)?;
+        }
+        Op::Bindless => {
+            let pass = RenderPass::new().shader_unknown();
+            cb.render(ctx.render(&mut s, pass, &[])?)?;
         }
     }
     Ok(())
@@ -246,5 +301,8 @@ pub(super) fn execute(sc: &Scenario, policy: RecoveryPolicy) -> Result<Run, Stri
     run.recovery_span_ns = st.recovery_span_ns;
     run.recoveries_closed = st.recoveries_closed;
     run.replays = st.replays;
+    run.stw_ns = st.recovery_ns;
+    run.innocent_redone_ns = st.innocent_redone_ns;
+    run.innocent_lost_ns = st.innocent_lost_ns;
     Ok(run)
 }

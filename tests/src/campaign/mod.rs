@@ -27,6 +27,8 @@ mod check;
 mod execute;
 mod scenario;
 
+#[cfg(feature = "mutants")]
+pub use check::Violation;
 use check::*;
 use execute::*;
 use scenario::*;
@@ -64,7 +66,7 @@ const BOUND: Duration = Duration::from_secs(10);
 /// Buffers per context.
 const BUFFERS: usize = 4;
 /// An address no VM maps.
-const HOLE: u64 = 0x30_0000_0000;
+use agx_sim::config::UNMAPPED_VA as HOLE;
 
 /// The seed of scenario `index` of campaign `seed`.
 fn scenario_seed(seed: u64, index: u64) -> u64 {
@@ -139,6 +141,29 @@ fn run_many(seed: u64, first: u64, count: u64, policy: RecoveryPolicy, bar: bool
     }
 }
 
+/// The first failing scenario of campaign `seed` under `policy` among scenarios
+/// `0..limit` (run in parallel batches, so the lowest failing index is found): its index and
+/// first violation, and how many scenarios were checked.
+#[cfg(feature = "mutants")]
+pub fn first_violation(
+    seed: u64,
+    limit: u64,
+    policy: RecoveryPolicy,
+) -> (Option<(u64, Violation)>, u64) {
+    const BATCH: u64 = 64;
+    let mut first = 0;
+    while first < limit {
+        let n = BATCH.min(limit - first);
+        let out = run_many(seed, first, n, policy, false);
+        if let Some((i, v)) = out.failures.into_iter().next() {
+            let v = v.into_iter().next().expect("a failure has a violation");
+            return (Some((i, v)), i + 1);
+        }
+        first += n;
+    }
+    (None, limit)
+}
+
 fn pct(a: u64, b: u64) -> String {
     if b == 0 {
         "-".into()
@@ -147,9 +172,10 @@ fn pct(a: u64, b: u64) -> String {
     }
 }
 
-/// Mean GPU time from a fault until the innocent work it stopped is back (replayed victims
-/// finished again), or the stop-the-world cost when nothing was replayed.
-fn mean_recovery_us(t: &Tally) -> String {
+/// Mean GPU time from a fault until the stopped innocent work that goes on is back (replayed
+/// victims finished again, continued ones resumed); "-" when no stopped innocent work went on
+/// (all of it killed).
+fn mean_back_us(t: &Tally) -> String {
     if t.recoveries_closed == 0 {
         "-".into()
     } else {
@@ -158,6 +184,28 @@ fn mean_recovery_us(t: &Tally) -> String {
             t.recovery_span_ns as f64 / t.recoveries_closed as f64 / 1000.0
         )
     }
+}
+
+/// Mean modelled stop-the-world time per recovery.
+fn mean_stw_us(t: &Tally) -> String {
+    if t.recoveries == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}", t.stw_ns as f64 / t.recoveries as f64 / 1000.0)
+    }
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.2}", ns as f64 / 1e6)
+}
+
+/// The stop-the-world model constants of campaign devices: (reset ns, per-command ns).
+fn stw_model() -> (u64, u64) {
+    let c = agx_sim::SimConfig::default();
+    STW_MODEL_US
+        .get()
+        .map(|&(r, p)| (r * 1000, p * 1000))
+        .unwrap_or((c.stw_reset_ns, c.stw_per_command_ns))
 }
 
 pub const INVARIANTS: [&str; 5] = [
@@ -215,7 +263,12 @@ pub fn campaign(o: &CampaignOpts) -> u8 {
                 pct(t.innocent_survived, t.innocent_contexts)
             ),
         ),
-        ("mean recovery (GPU us)", mean_recovery_us(t)),
+        ("stop-the-world (model, mean us)", mean_stw_us(t)),
+        ("stopped innocent work back (us)", mean_back_us(t)),
+        (
+            "innocent work redone/lost (ms)",
+            format!("{} / {}", ms(t.innocent_redone_ns), ms(t.innocent_lost_ns)),
+        ),
         ("invariant violations", t.violation_total().to_string()),
     ];
     for (k, v) in rows {
@@ -263,7 +316,10 @@ pub fn campaign(o: &CampaignOpts) -> u8 {
     1
 }
 
-pub fn compare_policies(iterations: u64, seed: u64) -> u8 {
+pub fn compare_policies(iterations: u64, seed: u64, stw_us: Option<(u64, u64)>) -> u8 {
+    if let Some(m) = stw_us {
+        let _ = STW_MODEL_US.set(m);
+    }
     println!("compare-policies: the same {iterations} scenario(s) (seed {seed}) under each policy");
     let mut rows = Vec::new();
     for p in RecoveryPolicy::ALL {
@@ -272,32 +328,44 @@ pub fn compare_policies(iterations: u64, seed: u64) -> u8 {
     }
     println!();
     println!(
-        "| policy | innocent contexts untouched | silent corruptions | fences signalled | mean recovery (GPU µs) | replays | invariant violations |"
+        "| policy | innocent contexts told nothing, memory right | told nothing, memory wrong (silent corruption) | told (reset) | fences signalled | stop-the-world per recovery (model, µs) | stopped innocent work back after (GPU µs) | innocent GPU work redone / lost (ms) | replays | invariant violations |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (p, out) in &rows {
         let t = &out.tally;
+        let right = t.innocent_survived - t.innocent_corrupted;
+        let n = t.innocent_contexts;
         println!(
-            "| {} | {} ({}/{}) | {} | {}/{} | {} | {} | {} |",
+            "| {} | {} ({right}/{n}) | {} ({}) | {} ({}) | {}/{} | {} | {} | {} / {} | {} | {} |",
             p.name(),
-            pct(t.innocent_survived, t.innocent_contexts),
-            t.innocent_survived,
-            t.innocent_contexts,
-            t.silent_corruptions,
+            pct(right, n),
+            pct(t.innocent_corrupted, n),
+            t.innocent_corrupted,
+            pct(n - t.innocent_survived, n),
+            n - t.innocent_survived,
             t.signalled,
             t.accepted,
-            mean_recovery_us(t),
+            mean_stw_us(t),
+            mean_back_us(t),
+            ms(t.innocent_redone_ns),
+            ms(t.innocent_lost_ns),
             t.replays,
             t.violation_total()
         );
     }
     println!();
+    let c = stw_model();
     println!(
-        "innocent contexts untouched: contexts without a fault of their own that were told \
-         nothing (every job complete or invisibly replayed); silent corruptions: contexts told \
-         nothing whose memory differs from a fault-free run; mean recovery: virtual GPU time from \
-         a fault until the innocent work it stopped is back (replayed victims finished again), \
-         or the stop-the-world cost (200 us) when nothing was replayed."
+        "Innocent contexts: contexts without a fault of their own; told nothing: every job \
+         complete or invisibly replayed; memory right/wrong: compared with a fault-free run of \
+         the same workload. Stop-the-world: the model's cost, {} us + {} us per running command \
+         (assumptions, docs/recovery-model.md). Back after: GPU time from the fault until the \
+         stopped innocent work that goes on is back (replayed victims finished again, continued \
+         ones resumed; '-' when all of it was killed). Redone / lost: GPU time of innocent work \
+         thrown away by replays (done again) and by kills (gone; their queued work, cancelled, \
+         not counted), measured by the simulator under the model.",
+        c.0 / 1000,
+        c.1 / 1000
     );
     0
 }
@@ -326,6 +394,40 @@ mod tests {
                     assert!(s.order[..k].contains(&w), "waits on a later job");
                 }
             }
+        }
+    }
+
+    /// The campaign's verdicts come from the real analysis of each op's description: the
+    /// idempotent ops are restartable, the others (which the mutation check relies on) are not.
+    #[test]
+    fn op_verdicts_come_from_the_analysis() {
+        let dev = Device::open(&DeviceSpec::parse("sim").unwrap()).unwrap();
+        let len = 16 << 10;
+        let ctx = Context::new(&dev, len * BUFFERS as u64).unwrap();
+        let bufs: Vec<u64> = (0..BUFFERS).map(|_| ctx.alloc(len).unwrap()).collect();
+        let ops = [
+            (Op::Clear, true),
+            (Op::Draw, true),
+            (Op::Copy, true),
+            (Op::Blend, false),
+            (Op::Accumulate, false),
+            (Op::Count, false),
+            (Op::Shift, false),
+            (Op::Transform, false),
+            (Op::Bindless, false),
+        ];
+        for (op, restartable) in ops {
+            let cmd = Cmd {
+                op,
+                dst: 2,
+                src: 0,
+                pattern: 7,
+                spin_ns: 1_000,
+            };
+            let mut cb = ctx.command_buffer();
+            build_cmd(&ctx, &bufs, len, &cmd, None, &mut cb).unwrap();
+            let v = cb.commands()[0].verdict();
+            assert_eq!(v.restartable(), restartable, "{op:?}: {v}");
         }
     }
 

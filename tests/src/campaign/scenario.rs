@@ -14,6 +14,18 @@ pub(super) enum Op {
     Blend,
     /// Compute: `dst += src` (not restartable).
     Accumulate,
+    // Work that is not idempotent either, each in a way a different analysis mistake would
+    // miss (the mutation check, `agx-fault-suite mutants`): the verdict comes from the real
+    // analysis of its description, and the work is done before the command's spin, so a replay
+    // from an interruption redoes it.
+    /// Compute: atomic adds into the first words of `dst` (counters that are not reset).
+    Count,
+    /// Compute: `dst[d..] = dst[..len - d]`, two ranges over the same buffer (a memmove).
+    Shift,
+    /// Compute, three dispatches through a temporary: `tmp = dst; tmp += src; dst = tmp`.
+    Transform,
+    /// Render with bindless (undeclared) side effects: `dst += src`.
+    Bindless,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +99,14 @@ impl Scenario {
                         let op = if restartable {
                             r.pick(&[Op::Clear, Op::Draw, Op::Draw, Op::Copy, Op::Copy])
                         } else {
-                            r.pick(&[Op::Blend, Op::Accumulate])
+                            r.pick(&[
+                                Op::Blend,
+                                Op::Accumulate,
+                                Op::Count,
+                                Op::Shift,
+                                Op::Transform,
+                                Op::Bindless,
+                            ])
                         };
                         let dst = r.below(BUFFERS as u64) as usize;
                         let src = (dst + 1 + r.below(BUFFERS as u64 - 1) as usize) % BUFFERS;

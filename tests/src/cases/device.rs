@@ -14,7 +14,7 @@ pub fn cases() -> Vec<Case> {
         "agx.device.crash_all_files" => crash_all_files,
         "agx.device.crash_teardown_works" => crash_teardown_works,
         "agx.device.crash_idle" => crash_idle,
-        "agx.device.crash_during_recovery_aftermath" => crash_after_fault,
+        "agx.device.crash_during_recovery" => crash_during_recovery,
         "agx.device.params_and_extension" => params_and_extension,
     ]
 }
@@ -134,22 +134,62 @@ fn crash_idle(cx: &mut CaseCtx) -> CaseResult {
     cx.finish()
 }
 
-fn crash_after_fault(cx: &mut CaseCtx) -> CaseResult {
-    // A guilty fault first, then the crash: the guilty job keeps its guilt, the rest is gone.
-    let dev = cx.sim("sim")?;
+/// The firmware crashes in the middle of a recovery: the culprit has faulted, the victim has
+/// been stopped and is waiting to be replayed, the stop-the-world window is not over. The
+/// culprit keeps the guilt its record already has; the stopped victim, the work queued behind
+/// it and work submitted meanwhile all end `DeviceGone`; the recovery never completes.
+fn crash_during_recovery(cx: &mut CaseCtx) -> CaseResult {
+    let dev = cx.sim("sim:policy=replay")?;
     let sim = dev.sim_control().expect("sim").clone();
-    let culprit = cx.ctx(&dev, "culprit", Role::Culprit)?;
+    let victim = cx.ctx_sized(&dev, "victim", Role::Innocent, 8 << 20)?;
+    let culprit = cx.ctx(&cx.file(&dev)?, "culprit", Role::Culprit)?;
     let other = cx.ctx(&cx.file(&dev)?, "other", Role::Innocent)?;
-    let cj = culprit_job(cx, &culprit, Fault::UnmappedRead, 0)?;
-    check!(is_guilty_of(&wait(&cj)?, Fault::UnmappedRead), "culprit");
+    let (dst, src) = (victim.alloc(COLLIDE_LEN)?, victim.alloc(COLLIDE_LEN)?);
+    let mut cb = victim.command_buffer();
+    cb.render(victim.draw_pass(dst, src, COLLIDE_LEN)?)?;
+    let (behind, _) = clear_cb(&victim, 64, 2)?;
     sim.hold();
-    let (cb, _) = clear_cb(&other, 64, 3)?;
-    let oj = cx.submit(&other, &cb, &[], &[])?;
-    sim.crash_firmware();
-    check_eq!(wait(&oj)?, JobOutcome::DeviceGone, "other");
+    let vj = cx.submit(&victim, &cb, &[], &[])?;
+    let vj2 = cx.submit(&victim, &behind, &[], &[])?;
+    let cj = culprit_job(cx, &culprit, Fault::UnmappedRead, 5_000)?;
+    // Past the fault (5 us), inside the window (it lasts the model's stop-the-world time).
+    sim.advance(20_000);
+    let names: Vec<&'static str> = sim.trace_events().iter().map(|e| e.kind.name()).collect();
+    check!(
+        names.contains(&"recovery_start") && names.contains(&"replay"),
+        "the recovery has begun and scheduled the replay: {names:?}"
+    );
+    check!(!names.contains(&"recovery_end"), "the window is not over");
     check!(
         is_guilty_of(&wait(&cj)?, Fault::UnmappedRead),
-        "culprit after crash"
+        "culprit, before the crash"
+    );
+    check_eq!(vj.poll()?, None, "the victim waits for its replay");
+    let (ocb, _) = clear_cb(&other, 64, 3)?;
+    let oj = cx.submit(&other, &ocb, &[], &[])?;
+    sim.crash_firmware();
+    check_eq!(wait(&vj)?, JobOutcome::DeviceGone, "stopped victim");
+    check_eq!(wait(&vj2)?, JobOutcome::DeviceGone, "queued behind it");
+    check_eq!(
+        wait(&oj)?,
+        JobOutcome::DeviceGone,
+        "submitted during the window"
+    );
+    check!(
+        is_guilty_of(&wait(&cj)?, Fault::UnmappedRead),
+        "culprit after the crash"
+    );
+    let names: Vec<&'static str> = sim.trace_events().iter().map(|e| e.kind.name()).collect();
+    let crash = names.iter().position(|n| *n == "firmware_crash");
+    let start = names.iter().position(|n| *n == "recovery_start");
+    check!(
+        start < crash && !names.contains(&"recovery_end"),
+        "crash inside the recovery: {names:?}"
+    );
+    let s = sim.stats();
+    check!(
+        s.recoveries_closed == 0 && s.recovery_ns == 0,
+        "never completed: {s:?}"
     );
     sim.release();
     cx.finish()

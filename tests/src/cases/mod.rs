@@ -38,7 +38,7 @@ use agx_winsys::{
 pub const BOUND: Duration = Duration::from_secs(10);
 
 /// An address no VM ever maps.
-pub const HOLE: u64 = 0x30_0000_0000;
+pub use agx_sim::config::UNMAPPED_VA as HOLE;
 
 /// Why a case did not pass.
 #[derive(Debug)]
@@ -382,14 +382,6 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
-        Fault::UnmappedRead,
-        Fault::UnmappedWrite,
-        Fault::ReadonlyWrite,
-        Fault::Hang,
-        Fault::Injected,
-    ];
-
     /// The fault kind a guilty job reports.
     pub fn kind(self) -> FaultKind {
         match self {

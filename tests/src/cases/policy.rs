@@ -158,13 +158,73 @@ fn params_report_policy(cx: &mut CaseCtx) -> CaseResult {
     cx.finish()
 }
 
+/// The recovery time the simulator counts is the GPU time the recovery really took: from the
+/// fault until the replayed victim has finished again, as its trace shows; it is the
+/// stop-the-world window plus the victim's whole re-run (as long as a fault-free run of it), so
+/// a victim with more work gives a longer recovery by exactly that work.
 fn recovery_time_counted(cx: &mut CaseCtx) -> CaseResult {
-    let c = collide(cx, "sim:policy=replay", Victim::Draw, Fault::UnmappedRead)?;
-    wait(&c.vj)?;
-    let s = cx.simulators()[0].stats();
+    let mut measured = Vec::new();
+    for len in [512u64 << 10, 2 << 20] {
+        // The victim alone, fault-free: how long its work takes.
+        let dev = cx.sim("sim:policy=replay")?;
+        let v = cx.ctx_sized(&dev, "clean", Role::Innocent, 8 << 20)?;
+        let (dst, src) = (v.alloc(len)?, v.alloc(len)?);
+        let mut cb = v.command_buffer();
+        cb.render(v.draw_pass(dst, src, len)?)?;
+        let t0 = dev.gpu_time_ns()?;
+        check_eq!(
+            wait(&cx.submit(&v, &cb, &[], &[])?)?,
+            JobOutcome::Complete,
+            "clean run"
+        );
+        let clean = dev.gpu_time_ns()? - t0;
+
+        // The same work as the victim of a fault 5 us in.
+        let dev = cx.sim("sim:policy=replay")?;
+        let sim = dev.sim_control().expect("sim").clone();
+        let v = cx.ctx_sized(&dev, "victim", Role::Innocent, 8 << 20)?;
+        let culprit = cx.ctx(&cx.file(&dev)?, "culprit", Role::Culprit)?;
+        let (dst, src) = (v.alloc(len)?, v.alloc(len)?);
+        let mut cb = v.command_buffer();
+        cb.render(v.draw_pass(dst, src, len)?)?;
+        sim.hold();
+        let vj = cx.submit(&v, &cb, &[], &[])?;
+        let cj = culprit_job(cx, &culprit, Fault::UnmappedRead, 5_000)?;
+        sim.release();
+        check!(is_guilty_of(&wait(&cj)?, Fault::UnmappedRead), "culprit");
+        check_eq!(wait(&vj)?, JobOutcome::Replayed(1), "victim");
+        let s = sim.stats();
+        check!(s.recoveries == 1 && s.recoveries_closed == 1, "{s:?}");
+        let ev = sim.trace_events();
+        let at = |kind: &str| ev.iter().find(|e| e.kind.name() == kind).map(|e| e.ts_ns);
+        let (Some(fault), Some(restart)) = (at("recovery_start"), at("recovery_end")) else {
+            return fail("no recovery window in the trace");
+        };
+        // The victim's last event: its retirement after the replay.
+        let back = ev
+            .iter()
+            .filter(|e| e.kind.name() == "retire")
+            .map(|e| e.ts_ns)
+            .max()
+            .unwrap_or(0);
+        check_eq!(s.recovery_ns, restart - fault, "stop-the-world window");
+        check_eq!(
+            s.recovery_span_ns,
+            back - fault,
+            "span from fault to victim back"
+        );
+        check!(
+            s.recovery_span_ns.abs_diff(s.recovery_ns + clean) <= 100,
+            "span {} = window {} + a whole clean run {clean}",
+            s.recovery_span_ns,
+            s.recovery_ns
+        );
+        measured.push((clean, s.recovery_span_ns));
+    }
+    let (small, big) = (measured[0], measured[1]);
     check!(
-        s.recoveries == 1 && s.recovery_ns > 0,
-        "one recovery with a cost: {s:?}"
+        (big.1 - small.1).abs_diff(big.0 - small.0) <= 200,
+        "more victim work, a longer recovery by that work: {measured:?}"
     );
     cx.finish()
 }

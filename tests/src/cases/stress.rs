@@ -132,50 +132,149 @@ fn many_files(cx: &mut CaseCtx) -> CaseResult {
     cx.finish()
 }
 
+/// Four threads submit at once, round after round, on one GPU (the clock is held while they
+/// submit, so their work is in flight together); every fifth round one of them, the culprit,
+/// submits a job that faults 0.5 us in while the three others' jobs are running. No submit may
+/// be refused (innocent queues are never banned; the culprit makes a new context after each
+/// fault); every culprit job is guilty of its fault; every innocent job hit by a fault is
+/// replayed (it is restartable) and its memory is right; all other jobs complete.
 fn threads_submit_and_fault(cx: &mut CaseCtx) -> CaseResult {
-    let dev = cx.sim("sim:policy=replay,hang-timeout-ms=2")?;
+    const THREADS: usize = 4;
+    const ROUNDS: u32 = 40;
+    const FAULTS: [Fault; 4] = [
+        Fault::UnmappedRead,
+        Fault::UnmappedWrite,
+        Fault::ReadonlyWrite,
+        Fault::Injected,
+    ];
+    let faulting = |r: u32| r % 5 == 4;
+    let dev = cx.sim("sim:policy=replay")?;
+    let sim = dev.sim_control().expect("sim").clone();
+    let barrier = std::sync::Barrier::new(THREADS + 1);
+    // Per thread: every non-culprit job (round, job, context, address, fill), the errors seen.
+    type Jobs = Vec<(
+        u32,
+        std::sync::Arc<agx_winsys::Job>,
+        std::sync::Arc<Ctx>,
+        u64,
+        u8,
+    )>;
     let shared: &CaseCtx = cx;
-    let r: Result<(), CaseError> = std::thread::scope(|s| {
+    let results: Vec<(Jobs, Vec<String>)> = std::thread::scope(|s| {
         let cx = shared;
-        let mut hs = Vec::new();
-        for t in 0..4u32 {
-            let dev = dev.clone();
-            hs.push(s.spawn(move || -> Result<(), CaseError> {
-                let file = cx.file(&dev)?;
-                let culprit = t == 0;
-                let role = if culprit {
-                    Role::Culprit
-                } else {
-                    Role::Innocent
-                };
-                let mut c = cx.ctx_sized(&file, &format!("thread{t}"), role, 256 << 10)?;
-                for i in 0..40u32 {
-                    if culprit && i % 5 == 4 {
-                        let f = Fault::ALL[(i / 5) as usize % Fault::ALL.len()];
-                        culprit_job(cx, &c, f, 1_000 * i as u64)?;
-                        // A banned queue: a new context, as an application would make.
-                        let old = c;
-                        c = cx.ctx_sized(&file, &format!("thread{t}"), role, 256 << 10)?;
-                        drop(old);
+        let barrier = &barrier;
+        let hs: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let dev = dev.clone();
+                s.spawn(move || {
+                    let mut jobs = Vec::new();
+                    let mut errors = Vec::new();
+                    let culprit = t == 0;
+                    let role = if culprit {
+                        Role::Culprit
                     } else {
-                        let (cb, _) = slow_draw(&c, 1024, 2_000 * (i as u64 % 4), i as u8)?;
-                        match c.queue.submit(&cb, &[], &[]) {
-                            Ok(j) => cx.track(&c, std::sync::Arc::new(j)),
-                            Err(e) if JobOutcome::from_submit_error(&e).is_some() => {}
-                            Err(e) => return Err(e.into()),
+                        Role::Innocent
+                    };
+                    let file = cx.file(&dev);
+                    let mut c = file.as_ref().map_err(|e| format!("{e:?}")).and_then(|f| {
+                        cx.ctx_sized(f, &format!("thread{t}"), role, 256 << 10)
+                            .map_err(|e| format!("{e:?}"))
+                    });
+                    // Every round: wait for the held clock, submit, let the others submit.
+                    for r in 0..ROUNDS {
+                        barrier.wait();
+                        let mut culprit_job_of_round = None;
+                        match &c {
+                            Err(e) => errors.push(format!("round {r}: no context: {e}")),
+                            Ok(ctx) if culprit && faulting(r) => {
+                                let f = FAULTS[(r / 5) as usize % FAULTS.len()];
+                                match culprit_job(cx, ctx, f, 500) {
+                                    Ok(j) => culprit_job_of_round = Some((f, j)),
+                                    Err(e) => errors.push(format!("round {r}: culprit: {e:?}")),
+                                }
+                            }
+                            Ok(ctx) => {
+                                let fill = (r as u8).wrapping_mul(7) ^ t as u8;
+                                // Longer than a quantum: still running when the fault's
+                                // recovery stops the world at the quantum's end.
+                                let spin = 15_000 + 1_000 * u64::from(r % 4);
+                                match slow_draw(ctx, 1024, spin, fill) {
+                                    Ok((cb, dst)) => match ctx.queue.submit(&cb, &[], &[]) {
+                                        Ok(j) => {
+                                            let j = std::sync::Arc::new(j);
+                                            cx.track(ctx, j.clone());
+                                            jobs.push((r, j, ctx.clone(), dst, fill));
+                                        }
+                                        Err(e) => {
+                                            errors.push(format!("round {r}: submit refused: {e}"))
+                                        }
+                                    },
+                                    Err(e) => errors.push(format!("round {r}: {e:?}")),
+                                }
+                            }
+                        }
+                        barrier.wait();
+                        if let Some((f, j)) = culprit_job_of_round {
+                            match wait(&j) {
+                                Ok(o) if is_guilty_of(&o, f) => {}
+                                o => errors.push(format!("round {r}: culprit {f:?}: {o:?}")),
+                            }
+                            // Its queue is banned: a new context, as an application would.
+                            if let Ok(f) = &file {
+                                c = cx
+                                    .ctx_sized(f, &format!("thread{t}"), role, 256 << 10)
+                                    .map_err(|e| format!("{e:?}"));
+                            }
                         }
                     }
-                }
-                Ok(())
-            }));
+                    (jobs, errors)
+                })
+            })
+            .collect();
+        for _ in 0..ROUNDS {
+            sim.hold();
+            barrier.wait();
+            barrier.wait();
+            sim.release();
         }
-        for h in hs {
-            h.join()
-                .map_err(|_| CaseError::Fail("thread panicked".into()))??;
-        }
-        Ok(())
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| (Vec::new(), vec!["thread panicked".into()]))
+            })
+            .collect()
     });
-    r?;
+    let mut replayed = 0;
+    for (t, (jobs, errors)) in results.iter().enumerate() {
+        if let Some(e) = errors.first() {
+            return fail(format!("thread {t}: {e} ({} error(s))", errors.len()));
+        }
+        for (r, j, ctx, dst, fill) in jobs {
+            let o = wait(j)?;
+            let hit = faulting(*r) && t != 0;
+            match o {
+                JobOutcome::Replayed(1) if hit => replayed += 1,
+                JobOutcome::Complete if !hit => {}
+                o => {
+                    return fail(format!(
+                        "thread {t} round {r}: {o:?} (hit by a fault: {hit})"
+                    ))
+                }
+            }
+            check_eq!(
+                ctx.read(*dst, 1024)?,
+                vec![*fill; 1024],
+                "thread {t} round {r} memory"
+            );
+        }
+    }
+    let fault_rounds = (0..ROUNDS).filter(|&r| faulting(r)).count();
+    check_eq!(
+        replayed,
+        fault_rounds * (THREADS - 1),
+        "innocent jobs replayed"
+    );
+    check_eq!(sim.stats().recoveries, fault_rounds as u64, "recoveries");
     cx.finish()
 }
 
@@ -269,34 +368,49 @@ fn repeated_recoveries(cx: &mut CaseCtx) -> CaseResult {
     cx.finish()
 }
 
+/// More commands on one queue than its result ring has slots, then two jobs whose outcome is
+/// not `Complete` in slots that held `Complete` records: one replayed as the victim of another
+/// file's fault, then one guilty of its own. Each must read its own record (a stale one would
+/// say `Complete`); the work before them all completed, in order.
 fn result_ring_wrap(cx: &mut CaseCtx) -> CaseResult {
-    // More commands on one queue than the result ring has slots.
-    let dev = cx.sim("sim")?;
-    let c = cx.ctx(&dev, "a", Role::Innocent)?;
-    let n = agx_winsys::queue::RING_SLOTS as usize + 100;
-    let last = c.alloc(8)?;
+    use agx_winsys::queue::RING_SLOTS;
+    let dev = cx.sim("sim:policy=replay")?;
+    let sim = dev.sim_control().expect("sim").clone();
+    // It faults itself at the end: a culprit.
+    let c = cx.ctx(&dev, "a", Role::Culprit)?;
+    let counter = c.alloc(8)?;
     let mut s = StreamBuilder::new();
-    s.atomic_add(last, 1);
-    let d = c.compute(&mut s, None)?;
+    s.atomic_add(counter, 1);
     let mut cb = c.command_buffer();
-    for _ in 0..n {
-        cb.compute(d.clone())?;
+    cb.compute(c.compute(&mut s, None)?)?;
+    let n = RING_SLOTS + 100;
+    for i in 0..n {
+        let j = c.queue.submit(&cb, &[], &[])?;
+        check_eq!(wait(&Box::new(j))?, JobOutcome::Complete, "job {i}");
     }
-    let j = cx.submit(&c, &cb, &[], &[])?;
-    check_eq!(wait(&j)?, JobOutcome::Complete, "long job");
-    // Then short jobs reuse slots: their outcomes are their own.
-    for i in 0..10 {
-        let (cb, _) = clear_cb(&c, 64, i)?;
-        check_eq!(
-            wait(&cx.submit(&c, &cb, &[], &[])?)?,
-            JobOutcome::Complete,
-            "job {i}"
-        );
-    }
-    let w = cx.ctx(&dev, "culprit", Role::Culprit)?;
-    let o = wait(&culprit_job(cx, &w, Fault::UnmappedRead, 0)?)?;
-    check!(is_guilty_of(&o, Fault::UnmappedRead), "{o:?}");
-    cx.expect_memory(&c, last, (n as u64).to_le_bytes().to_vec());
+    cx.expect_memory(&c, counter, n.to_le_bytes().to_vec());
+    // Replayed, in a reused slot.
+    let other = cx.ctx(&cx.file(&dev)?, "other", Role::Culprit)?;
+    let (vcb, dst) = slow_draw(&c, 4096, 20_000, 0x6b)?;
+    sim.hold();
+    let vj = cx.submit(&c, &vcb, &[], &[])?;
+    let oj = culprit_job(cx, &other, Fault::UnmappedRead, 2_000)?;
+    sim.release();
+    check!(
+        is_guilty_of(&wait(&oj)?, Fault::UnmappedRead),
+        "the other file's culprit"
+    );
+    check!(vj.seqnos().start > RING_SLOTS, "wrapped: {:?}", vj.seqnos());
+    check_eq!(wait(&vj)?, JobOutcome::Replayed(1), "victim after the wrap");
+    check_eq!(c.read(dst, 4096)?, vec![0x6b; 4096], "replayed memory");
+    // Guilty, in a reused slot.
+    let gj = culprit_job(cx, &c, Fault::UnmappedWrite, 0)?;
+    check!(gj.seqnos().start > RING_SLOTS, "wrapped: {:?}", gj.seqnos());
+    let o = wait(&gj)?;
+    check!(
+        is_guilty_of(&o, Fault::UnmappedWrite),
+        "culprit after the wrap: {o:?}"
+    );
     cx.finish()
 }
 

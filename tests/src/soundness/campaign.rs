@@ -24,6 +24,9 @@ pub struct Summary {
     pub declared_restartable_idempotent: u64,
     /// Restartable (by either verdict) but a replay or a second run changed memory.
     pub mismatches: u64,
+    /// Of those, commands whose description's verdict (the one the winsys submits) said
+    /// restartable.
+    pub declared_mismatches: u64,
     /// Unexpected outcomes (a restartable victim not replayed, a non-restartable one not
     /// killed innocent, the winsys verdict differing from the description's).
     pub outcome_errors: u64,
@@ -293,6 +296,7 @@ pub fn check_command(rig: &mut Rig, seed: u64, s: &mut Summary) -> Res<()> {
     }
     if must_replay_exactly && !idempotent {
         s.mismatches += 1;
+        s.declared_mismatches += u64::from(restartable);
     }
     if idempotent_at_base {
         s.idempotent_base += 1;

@@ -146,7 +146,7 @@ pub fn generate(seed: u64) -> Built {
 pub(super) fn stretch(rng: &mut Rng, ops: &mut Vec<MOp>, heavy: bool) {
     let mem_ns: u64 = ops
         .iter()
-        .map(|o| OP_COST_NS + o.bytes().div_ceil(64))
+        .map(|o| OP_COST_NS + o.bytes().div_ceil(BYTES_PER_NS))
         .sum();
     let target = if heavy {
         rng.range(0, 20_000)

@@ -110,12 +110,12 @@ pub const EXTRA_POINTS: usize = 5;
 const ARENA: u64 = 8 << 20;
 /// Random offsets into the pool initial images are cut from.
 const POOL_SLACK: u64 = 1 << 20;
-/// Never bound: the culprit's fault address.
-const HOLE: u64 = 0x30_0000_0000;
+/// Never mapped: the culprit's fault address.
+use agx_sim::config::UNMAPPED_VA as HOLE;
+/// The executor's cost model, for classifying interruption points.
+use agx_sim::gpu::exec::{BYTES_PER_NS, CHUNK, OP_COST_NS};
+use agx_sim::gpu::QUANTUM_NS;
 const WAIT: Deadline = Deadline::After(Duration::from_secs(30));
-/// Executor constants (sim/src/gpu/exec.rs), for classifying interruption points.
-const OP_COST_NS: u64 = 20;
-const CHUNK: u64 = 4096;
 
 type Res<T> = Result<T, String>;
 

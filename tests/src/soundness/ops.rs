@@ -205,7 +205,7 @@ pub(super) enum Point {
 }
 
 /// One op on the victim's GPU-time line (the executor's cost model: every op costs
-/// [`OP_COST_NS`] to decode, a memory op 1 ns per 64 bytes of each chunk of at most [`CHUNK`]
+/// [`OP_COST_NS`] to decode, a memory op 1 ns per [`BYTES_PER_NS`] bytes of each chunk of at most [`CHUNK`]
 /// bytes (split at 4 KiB boundaries of its addresses), `STORE`/`ATOMIC_ADD` 1 ns).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Span {
@@ -275,14 +275,11 @@ pub(super) fn chunk_cost(dst: u64, src: Option<u64>, len: u64) -> (u64, u64) {
             n = n.min(CHUNK - (s + done) % CHUNK);
         }
         done += n;
-        last = n.div_ceil(64);
+        last = n.div_ceil(BYTES_PER_NS);
         cost += last;
     }
     (cost, last)
 }
-
-/// Quantum of the simulated GPU (sim/src/gpu/mod.rs).
-pub(super) const QUANTUM_NS: u64 = 10_000;
 
 /// An interruption aimed inside a memory op: the victim runs `ops` (its spins replaced by one
 /// leading spin) and the culprit faults after `t` ns, so that the victim is stopped in the

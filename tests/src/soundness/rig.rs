@@ -23,7 +23,6 @@ pub struct Rig {
     pub(super) victim: Context,
     /// Each on its own file of the same GPU.
     pub(super) culprits: Vec<Context>,
-    pub(super) recovery_ns: u64,
     /// Reused snapshot buffer.
     pub(super) buf: Vec<u8>,
     /// Random bytes initial images are cut from.
@@ -47,12 +46,10 @@ impl Rig {
         let culprits = (0..2)
             .map(|_| Context::new(&sim.open_peer().map_err(e)?, 1 << 16).map_err(e))
             .collect::<Res<Vec<_>>>()?;
-        let recovery_ns = sim.config().recovery_cost_ns;
         Ok(Rig {
             sim,
             victim,
             culprits,
-            recovery_ns,
             buf: Vec::new(),
             pool: {
                 let mut p = vec![0u8; (ARENA + POOL_SLACK) as usize];
@@ -178,6 +175,7 @@ impl Rig {
         push(&mut vcb, d)?;
 
         let t0 = self.victim.dev.gpu_time_ns().map_err(e)?;
+        let stalled0 = self.sim.stats().recovery_ns;
         self.sim.hold();
         let vj = self.victim.queue.submit(&vcb, &[], &[]);
         let cjs: Vec<_> = self
@@ -203,10 +201,12 @@ impl Rig {
         let outcome = vj.wait(WAIT).map_err(e)?;
         let t1 = self.victim.dev.gpu_time_ns().map_err(e)?;
         let el = t1 - t0;
+        // The stop-the-world time (the model's, which depends on what was running).
+        let stalled = self.sim.stats().recovery_ns - stalled0;
         let progress = match outcome {
             _ if times.len() > 1 => None,
-            JobOutcome::Replayed(_) => Some(el.saturating_sub(self.recovery_ns + dur)),
-            JobOutcome::Killed { .. } => Some(el.saturating_sub(self.recovery_ns)),
+            JobOutcome::Replayed(_) => Some(el.saturating_sub(stalled + dur)),
+            JobOutcome::Killed { .. } => Some(el.saturating_sub(stalled)),
             _ => None,
         };
         if matches!(outcome, JobOutcome::Killed { .. }) {

@@ -173,6 +173,15 @@ impl<S> Access<S> {
 ///
 /// Runs in `O(n log n)` for `n` accesses, whatever their sizes.
 pub fn analyse<S: Copy + Ord + Debug>(accesses: &[Access<S>]) -> Verdict {
+    #[cfg(feature = "analysis-mutants")]
+    if let Some(m) = super::mutants::active() {
+        return super::mutants::analyse(m, accesses);
+    }
+    analyse_real(accesses)
+}
+
+/// [`analyse`], never mutated.
+pub(super) fn analyse_real<S: Copy + Ord + Debug>(accesses: &[Access<S>]) -> Verdict {
     let mut reasons = Reasons::empty();
     let mut events: Vec<Event<S>> = Vec::with_capacity(accesses.len() * 2);
     for (i, a) in accesses.iter().enumerate() {

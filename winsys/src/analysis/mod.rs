@@ -51,6 +51,8 @@
 
 mod access;
 mod compute;
+#[cfg(feature = "analysis-mutants")]
+pub mod mutants;
 mod render;
 mod verdict;
 

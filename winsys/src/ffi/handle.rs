@@ -66,6 +66,32 @@ static REGISTRY: LazyLock<RwLock<HashMap<usize, Object>>> = LazyLock::new(Defaul
 /// in a debugger, while never being one.
 static NEXT: AtomicUsize = AtomicUsize::new(0x1000);
 
+/// Every live handle with its kind, in key order (for the fuzz harness's state checks).
+#[cfg(feature = "sim")]
+pub(crate) fn summary() -> String {
+    let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    let mut v: Vec<(usize, &'static str)> = reg
+        .iter()
+        .map(|(&k, o)| {
+            let kind = match o {
+                Object::Device(_) => "device",
+                Object::Vm(_) => "vm",
+                Object::Bo(_) => "bo",
+                Object::SyncObj(_) => "syncobj",
+                Object::Queue(_) => "queue",
+                Object::Job(_) => "job",
+                Object::CmdBuf(_) => "cmdbuf",
+                Object::ResetTracker(_) => "tracker",
+                Object::VkDevice(_) => "vk",
+                Object::SimStream(_) => "stream",
+            };
+            (k, kind)
+        })
+        .collect();
+    v.sort_unstable();
+    format!("{v:x?}")
+}
+
 /// Registers `obj` and returns its new handle.
 pub(crate) fn register<H: Handle>(obj: H::Target) -> *mut H {
     let key = NEXT.fetch_add(16, Ordering::Relaxed);

@@ -422,3 +422,13 @@ fn sim_control(dev: &Device) -> Result<&std::sync::Arc<dyn SimControl>, Fail> {
     dev.sim_control()
         .ok_or(Fail::new(libc::ENOTSUP, "needs the simulated device"))
 }
+
+/// Test hook for fuzzing the C ABI (Rust only, not in the header): every live handle with its
+/// kind, and the simulated device state behind `device` ([`SimControl::debug_state`]), as text.
+/// `None` when `device` is not a live simulated device in this process. A C call that fails
+/// must leave it as it was.
+pub fn debug_state(device: *mut agx_ws_device) -> Option<String> {
+    let dev = lookup(device).ok()?;
+    let state = dev.sim_control()?.debug_state()?;
+    Some(format!("handles {}\n{state}", handle::summary()))
+}

@@ -3,7 +3,7 @@
 
 use std::os::raw::{c_char, c_int};
 
-use super::guard::{call, copy_c_string, inout, out, slice_mut, Fail, Sized32};
+use super::guard::{call, copy_c_string, einval, inout, out, slice_mut, Fail, Sized32};
 use super::handle::{self, lookup};
 use super::queue::{agx_ws_job, wait};
 use super::AGX_WS_INCOMPLETE;
@@ -162,6 +162,8 @@ pub unsafe extern "C" fn agx_ws_vk_device_wait_job(
 /// stays usable), else `VK_ERROR_DEVICE_LOST`, and the device is then lost (a banned queue, a
 /// gone device). Sticky: `VK_ERROR_DEVICE_LOST` whenever the device is lost.
 ///
+/// Errors: `-EINVAL` for an `error` that is neither 0 nor a negative errno (-4095..-1).
+///
 /// # Safety
 ///
 /// `out_vk_result` is NULL or valid for a write.
@@ -178,7 +180,12 @@ pub unsafe extern "C" fn agx_ws_vk_device_observe_submit_error(
         // SAFETY: the caller's contract, forwarded.
         let out_vk_result = unsafe { out(out_vk_result, "out_vk_result") }?;
         let state = lookup(vk)?;
-        let errno = error.checked_neg().unwrap_or(libc::EINVAL).max(0);
+        // Found by fuzzing: any other value reached `Errno::from_raw_os_error`, whose range
+        // assertion panicked (and a positive one counted as success).
+        if !(-4095..=0).contains(&error) {
+            return Err(einval("error is not 0 or a negative errno"));
+        }
+        let errno = -error;
         let r = vk_result_for_submit_errno(errno);
         if r == VK_ERROR_DEVICE_LOST {
             let report =

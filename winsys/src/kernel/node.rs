@@ -136,7 +136,10 @@ impl KernelFile for RenderNode {
 /// A CPU mapping of a BO on a real render node.
 ///
 /// # Invariants
-/// `ptr` starts a live shared mapping of `len` bytes that only this value unmaps.
+/// `ptr` starts a live shared read-write mapping of `len` bytes (page-aligned, page-granular)
+/// that only this value unmaps. The GPU writes it whenever it likes; Rust code reaches its bytes
+/// only through [`agx_shmem`]'s atomic copies and never makes a reference into it (a driver's
+/// own accesses through [`CpuMapping::as_ptr`] are its business, as with any BO pointer).
 #[derive(Debug)]
 pub struct NodeMapping {
     ptr: NonNull<u8>,
@@ -145,7 +148,8 @@ pub struct NodeMapping {
 
 // SAFETY: plain shared memory; nothing in it is tied to a thread.
 unsafe impl Send for NodeMapping {}
-// SAFETY: accessed only by raw copies; concurrent GPU/CPU access is inherent to BO memory.
+// SAFETY: `&NodeMapping` only allows `read`/`write`, which copy with atomic word accesses
+// (`agx_shmem`): several threads at once (and the GPU) never make a Rust data race.
 unsafe impl Sync for NodeMapping {}
 
 impl MappedRange for NodeMapping {
@@ -158,23 +162,20 @@ impl MappedRange for NodeMapping {
     }
 
     fn read(&self, offset: usize, dst: &mut [u8]) {
-        assert!(offset + dst.len() <= self.len);
-        // SAFETY: in bounds (asserted) of the live mapping; `dst` is a separate buffer.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.ptr.as_ptr().add(offset),
-                dst.as_mut_ptr(),
-                dst.len(),
-            )
-        }
+        assert!(offset
+            .checked_add(dst.len())
+            .is_some_and(|end| end <= self.len));
+        // SAFETY: in bounds (asserted) of the live, page-granular read-write mapping, which
+        // Rust only accesses through agx_shmem (type invariant).
+        unsafe { agx_shmem::read(self.ptr.as_ptr().add(offset), dst) }
     }
 
     fn write(&self, offset: usize, src: &[u8]) {
-        assert!(offset + src.len() <= self.len);
-        // SAFETY: in bounds (asserted) of the live mapping; `src` is a separate buffer.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())
-        }
+        assert!(offset
+            .checked_add(src.len())
+            .is_some_and(|end| end <= self.len));
+        // SAFETY: as in `read`.
+        unsafe { agx_shmem::write(self.ptr.as_ptr().add(offset), src) }
     }
 }
 

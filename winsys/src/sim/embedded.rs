@@ -124,4 +124,8 @@ impl SimControl for SimBackend {
     fn open_peer(&self) -> Result<Device> {
         super::open(&self.device)
     }
+
+    fn debug_state(&self) -> Option<String> {
+        Some(self.file.debug_state())
+    }
 }

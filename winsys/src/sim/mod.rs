@@ -62,6 +62,11 @@ pub trait SimControl: Send + Sync + std::fmt::Debug {
     /// Opens another file on the same GPU: what a second process (or a second GL context with
     /// a file of its own) sees.
     fn open_peer(&self) -> Result<Device>;
+    /// Everything an ioctl of this file can change (its handle tables and sync objects, the
+    /// GPU's VMs, queues, commands, counters and clock), as text: equal texts mean nothing
+    /// changed in between (fuzzing checks that a refused call changes nothing). `None` when
+    /// the device's state is not in this process (a device on a device server).
+    fn debug_state(&self) -> Option<String>;
 }
 
 /// Options of a simulated device (`sim:policy=replay,replay-limit=3,...`).
@@ -77,6 +82,10 @@ pub struct SimOptions {
     pub clock: Clock,
     /// `streams=opaque`: run real AGX control streams (Mesa's) as opaque jobs.
     pub streams: StreamMode,
+    /// The stop-the-world model's constants (`stw-reset-us=`, `stw-per-command-us=`, or their
+    /// `-ns` forms): assumptions, see docs/recovery-model.md.
+    pub stw_reset_ns: u64,
+    pub stw_per_command_ns: u64,
 }
 
 impl Default for SimOptions {
@@ -95,7 +104,8 @@ impl SimOptions {
             fault_ext: !self.upstream,
             clock: self.clock,
             streams: self.streams,
-            ..SimConfig::default()
+            stw_reset_ns: self.stw_reset_ns,
+            stw_per_command_ns: self.stw_per_command_ns,
         }
     }
 
@@ -108,12 +118,15 @@ impl SimOptions {
             upstream: !c.fault_ext,
             clock: c.clock,
             streams: c.streams,
+            stw_reset_ns: c.stw_reset_ns,
+            stw_per_command_ns: c.stw_per_command_ns,
         }
     }
 
     /// Parses the options after `sim:` ([`SimConfig::from_options`]: `policy=kill-inflight|
     /// replay|continue`, `replay-limit=N`, `hang-timeout-ms=N`, `soft-faults`, `upstream`,
-    /// `streams=sim|opaque`, `clock=virtual|host`, comma-separated).
+    /// `streams=sim|opaque`, `clock=virtual|host`, `stw-reset-us=N`, `stw-per-command-us=N`,
+    /// comma-separated).
     pub(crate) fn parse(opts: &str, bad: impl Fn(String) -> Error) -> Result<SimOptions> {
         SimConfig::from_options(opts)
             .map(|c| SimOptions::from_config(&c))

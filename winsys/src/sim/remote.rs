@@ -61,6 +61,11 @@ impl KernelFile for RemoteBackend {
 }
 
 impl SimControl for RemoteBackend {
+    fn debug_state(&self) -> Option<String> {
+        // The state is in the server's process; no control reads it out.
+        None
+    }
+
     fn hold(&self) {
         self.control(ControlOp::Hold)
     }

@@ -9,7 +9,7 @@
 #define VK_TIMEOUT 2
 #define VK_ERROR_DEVICE_LOST (-4)
 
-static const uint64_t HOLE = 0x3000000000ull; /* never bound */
+static const uint64_t HOLE = 0x10000000000ull; /* agx_sim::config::UNMAPPED_VA: never mapped */
 
 static int32_t
 check_status(agx_ws_vk_device *vk)
@@ -112,7 +112,7 @@ main(void)
    OK(agx_ws_vk_device_get_fault_info(vk, &counts, &info));
    CHECK(counts.vendor_info_count == nvendor);
    CHECK(strstr(info.description, "guilty") != NULL);
-   CHECK(strstr(info.description, "0x3000000008") != NULL);
+   CHECK(strstr(info.description, "0x10000000008") != NULL);
    CHECK(strstr(info.description, "submission 2") != NULL);
    CHECK(addr[0].address_type == AGX_WS_FAULT_ADDRESS_WRITE_INVALID);
    CHECK(addr[0].reported_address == HOLE + 8);

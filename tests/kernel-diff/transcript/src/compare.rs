@@ -1,5 +1,5 @@
 //! Line-by-line comparison of the kernel and simulator transcripts, modulo the documented
-//! differences of `expected-differences.txt`.
+//! differences of `expected-differences-<series>.txt`.
 //!
 //! That file holds entries like
 //!
@@ -24,7 +24,7 @@ pub struct Entry {
     pub reason: String,
 }
 
-/// Parses `expected-differences.txt`.
+/// Parses an `expected-differences-<series>.txt`.
 pub fn parse_expected(text: &str) -> Result<Vec<Entry>, String> {
     let mut out: Vec<Entry> = Vec::new();
     let mut cur: Option<Entry> = None;
@@ -182,7 +182,7 @@ pub fn compare(kernel: &str, sim: &str, expected: &[Entry]) -> Report {
                 fail(
                     &mut text,
                     format!(
-                        "line {n}: unexplained difference in step `{}`\n  kernel: {kl}\n  sim:    {sl}\n  Fix the simulator, or if Linux 6.1 and upstream differ here, document it in expected-differences.txt.",
+                        "line {n}: unexplained difference in step `{}`\n  kernel: {kl}\n  sim:    {sl}\n  Fix the simulator, or if this kernel is older than upstream here, document it in expected-differences-<series>.txt.",
                         step_of(kl)
                     ),
                 );

@@ -400,6 +400,8 @@ impl<'t> Run<'t> {
         self.wait("wait-flag-deadline", &[s], past(), DEADLINE);
         self.wait("wait-unknown-flag", &[s], past(), 1 << 7);
         self.wait("wait-no-handles", &[], past(), 0);
+        self.twait("twait-no-handles", &[], &[], past(), 0);
+        self.twait("twait-no-handles-bad-flag", &[], &[], past(), 1 << 7);
         self.twait("twait-binary-point0", &[s], &[0], past(), 0);
         self.twait("twait-binary-point1", &[s], &[1], past(), 0);
         self.query("query-binary", s);
