@@ -101,15 +101,20 @@ impl Job {
         self.queue
             .timeline
             .wait(Some(self.points.end - 1), deadline, WaitFlags::default())?;
-        let mut o = self.read_outcome()?;
-        if let Some(r) = self.refused {
-            o = worse(o, r);
-        }
-        Ok(*self.outcome.get_or_init(|| o))
+        let o = self.read_outcome()?;
+        Ok(self.settle(o))
     }
 
-    /// The outcome if the job has finished, without blocking.
+    /// The outcome if the job has finished, without blocking. With result records this needs
+    /// no ioctl once they are all final (the kernel writes them before the job's fences
+    /// signal): a driver polling the jobs of fences it already waited for pays nothing.
     pub fn poll(&self) -> Result<Option<JobOutcome>> {
+        if let Some(o) = self.outcome.get() {
+            return Ok(Some(*o));
+        }
+        if let Some(o) = self.records()? {
+            return Ok(Some(self.settle(o)));
+        }
         match self.wait(Deadline::NOW) {
             Ok(o) => Ok(Some(o)),
             Err(Error::Timeout) => Ok(None),
@@ -117,31 +122,46 @@ impl Job {
         }
     }
 
+    /// Keeps the job's final outcome (with the refusal of a split submit's rest).
+    fn settle(&self, mut o: JobOutcome) -> JobOutcome {
+        if let Some(r) = self.refused {
+            o = worse(o, r);
+        }
+        *self.outcome.get_or_init(|| o)
+    }
+
+    /// The worst outcome of the job's result records, when they are all there and final
+    /// (`None`: upstream mode, a command still pending, or records overwritten long ago).
+    fn records(&self) -> Result<Option<JobOutcome>> {
+        let submitted = self.queue.seqno.load(Ordering::Acquire);
+        let overwritten = submitted.saturating_sub(self.first_seqno) >= RING_SLOTS;
+        let (Some(ring), false) = (&self.queue.ring, overwritten) else {
+            return Ok(None);
+        };
+        let map = ring.bo.map()?;
+        let size = self.record.size();
+        let mut worst = JobOutcome::Complete;
+        for seqno in self.seqnos() {
+            let mut rec = ext::drm_asahi_ext_result::default();
+            let off = ((seqno - 1) % RING_SLOTS) * SLOT_BYTES;
+            map.read(off as usize, &mut bytemuck::bytes_of_mut(&mut rec)[..size])
+                .map_err(crate::error::kernel("result read"))?;
+            let seqno_ok = self.record == ResultRecord::StatusOnly || rec.seqno == seqno;
+            match JobOutcome::from_record(&rec) {
+                Some(o) if seqno_ok => worst = worse(worst, o),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(worst))
+    }
+
     /// Reads the outcome of a finished job: result records with the extension, else the
     /// errors of the chunks' own fences. The job's outcome is its worst command's.
     fn read_outcome(&self) -> Result<JobOutcome> {
-        let mut worst = JobOutcome::Complete;
-        let submitted = self.queue.seqno.load(Ordering::Acquire);
-        let overwritten = submitted.saturating_sub(self.first_seqno) >= RING_SLOTS;
-        if let (Some(ring), false) = (&self.queue.ring, overwritten) {
-            let map = ring.bo.map()?;
-            let mut all_records = true;
-            let size = self.record.size();
-            for seqno in self.seqnos() {
-                let mut rec = ext::drm_asahi_ext_result::default();
-                let off = ((seqno - 1) % RING_SLOTS) * SLOT_BYTES;
-                map.read(off as usize, &mut bytemuck::bytes_of_mut(&mut rec)[..size])
-                    .map_err(crate::error::kernel("result read"))?;
-                let seqno_ok = self.record == ResultRecord::StatusOnly || rec.seqno == seqno;
-                match JobOutcome::from_record(&rec) {
-                    Some(o) if seqno_ok => worst = worse(worst, o),
-                    _ => all_records = false,
-                }
-            }
-            if all_records {
-                return Ok(worst);
-            }
+        if let Some(o) = self.records()? {
+            return Ok(o);
         }
+        let mut worst = JobOutcome::Complete;
         // Upstream mode, or records overwritten long ago: fence errors. A chunk's own binary
         // fence keeps its error; a signalled timeline point does not (last resort only).
         let own = self.fences.as_slice();

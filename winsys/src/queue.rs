@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex};
 use agx_uapi::asahi::*;
 use agx_uapi::fault_ext as ext;
 
+use crate::analysis::Verdict;
 use crate::bo::{Bo, BoFlags};
-use crate::cmd::{CommandBuffer, JobInfoSlot};
+use crate::cmd::{driver, CommandBuffer, JobInfoSlot, ResultRecord, Subqueue};
 use crate::error::{Error, Result};
 use crate::ioctl;
 use crate::job::{ChunkFences, Job, QueueState};
@@ -229,19 +230,12 @@ impl Queue {
             if sh.ring.is_some() {
                 reclaim_slots(sh, st, chunk_seqno, (end - start) as u64)?;
             }
-            // Upstream mode: the chunk's own fence, kept in a binary object, is the only place
-            // its error survives (a signalled timeline point exports as a stub fence).
-            let own = match sh.ring {
-                None => Some(SyncObj::new(&q.dev, false)?),
-                Some(_) => None,
-            };
+            let own = own_fence(q)?;
             let ring_handle = sh.ring.as_ref().map(|r| r.bo.handle());
             let slot = |i: usize| -> Option<JobInfoSlot> {
-                let handle = ring_handle?;
-                let seqno = chunk_seqno + (i - start) as u64;
                 Some(JobInfoSlot {
-                    handle,
-                    offset: ((seqno - 1) % RING_SLOTS) * SLOT_BYTES,
+                    handle: ring_handle?,
+                    offset: slot_offset(chunk_seqno + (i - start) as u64),
                 })
             };
             cb.encode(start..end, &slot, &mut st.cmdbuf);
@@ -278,14 +272,7 @@ impl Queue {
                 );
             }
             fences.push(own);
-            for s in chunk_seqno..chunk_seqno + (end - start) as u64 {
-                if let Some(p) = st.slot_points.get_mut(((s - 1) % RING_SLOTS) as usize) {
-                    *p = point;
-                }
-            }
-            st.next_point += 1;
-            st.seqno += (end - start) as u64;
-            sh.seqno.store(st.seqno, Ordering::Release);
+            committed(sh, st, (end - start) as u64);
             start = end;
         }
         Ok(Job::new(
@@ -294,6 +281,87 @@ impl Queue {
             first_seqno,
             total as u32,
             cb.result_record(),
+            fences,
+            None,
+        ))
+    }
+
+    /// Submits a cmdbuf the driver encoded itself (headers, payloads, attachment commands and
+    /// barriers as the uAPI defines them: Mesa's) in one kernel submit. With the fault-report
+    /// extension a job info goes right before each hardware command, with the flags of
+    /// `verdict(i, subqueue)` (the analysis of the `i`-th hardware command's access description)
+    /// and a slot of the queue's result ring (`verdict` is only called then, and its error
+    /// fails the submit); the driver's own bytes are not changed. `waits`
+    /// and `signals` are the caller's sync objects on the device's DRM file, as the uAPI names
+    /// them: the library uses the handles for this submit only (as the kernel does) and adds the
+    /// queue's timeline point, the job's fence.
+    ///
+    /// The driver splits long work itself: more hardware commands than
+    /// `max_commands_per_submission` is [`Error::InvalidArgument`], and so is a cmdbuf with
+    /// none; a malformed one is [`Error::Cmdbuf`].
+    pub fn submit_encoded(
+        &self,
+        cmdbuf: &[u8],
+        verdict: &mut dyn FnMut(usize, Subqueue) -> Result<Verdict>,
+        waits: &[drm_asahi_sync],
+        signals: &[drm_asahi_sync],
+    ) -> Result<Job> {
+        let q = &self.inner;
+        let sh = &*q.shared;
+        let max = q.dev.params().max_commands_per_submission.max(1) as usize;
+        let mut st = q.submitting.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *st;
+        let seqno = st.seqno + 1;
+        let point = st.next_point;
+        let ring_handle = sh.ring.as_ref().map(|r| r.bo.handle());
+        let record = ResultRecord::default();
+        let count = driver::tag::<Error>(
+            cmdbuf,
+            &mut |i, sub| {
+                let Some(result_handle) = ring_handle else {
+                    return Ok(None);
+                };
+                let v = verdict(i, sub)?;
+                Ok(Some(ext::drm_asahi_ext_job_info {
+                    flags: v.job_info_flags() | record.flags(),
+                    reasons: v.job_info_reasons(),
+                    result_handle,
+                    pad: 0,
+                    result_offset: slot_offset(seqno + i as u64),
+                }))
+            },
+            &mut st.cmdbuf,
+        )?;
+        if count == 0 {
+            return Err(Error::InvalidArgument("cmdbuf without a hardware command"));
+        }
+        if count > max {
+            return Err(Error::InvalidArgument(
+                "more hardware commands than one submit takes",
+            ));
+        }
+        if sh.ring.is_some() {
+            reclaim_slots(sh, st, seqno, count as u64)?;
+        }
+        let own = own_fence(q)?;
+        st.syncs.clear();
+        st.syncs.extend_from_slice(waits);
+        st.syncs
+            .push(SyncPoint::timeline(&sh.timeline, point).raw());
+        if let Some(own) = &own {
+            st.syncs.push(SyncPoint::binary(own).raw());
+        }
+        st.syncs.extend_from_slice(signals);
+        ioctl::submit(q.dev.kernel(), q.id, &st.syncs, waits.len(), &st.cmdbuf)?;
+        committed(sh, st, count as u64);
+        let mut fences = ChunkFences::default();
+        fences.push(own);
+        Ok(Job::new(
+            q.shared.clone(),
+            point..point + 1,
+            seqno,
+            count as u32,
+            record,
             fences,
             None,
         ))
@@ -329,6 +397,34 @@ impl Queue {
             .timeline
             .wait(Some(last), deadline, WaitFlags::default())
     }
+}
+
+/// Where the kernel writes the record of command `seqno` (1-based) in the result ring.
+fn slot_offset(seqno: u64) -> u64 {
+    ((seqno - 1) % RING_SLOTS) * SLOT_BYTES
+}
+
+/// Upstream mode: a kernel submit's own fence, kept in a binary object, is the only place its
+/// error survives (a signalled timeline point exports as a stub fence).
+fn own_fence(q: &QueueInner) -> Result<Option<SyncObj>> {
+    match q.shared.ring {
+        None => Ok(Some(SyncObj::new(&q.dev, false)?)),
+        Some(_) => Ok(None),
+    }
+}
+
+/// Books a kernel submit of `count` hardware commands that the kernel accepted: it signals the
+/// next timeline point and used the next sequence numbers (and their result slots).
+fn committed(q: &QueueShared, st: &mut Submitting, count: u64) {
+    let point = st.next_point;
+    for s in st.seqno + 1..=st.seqno + count {
+        if let Some(p) = st.slot_points.get_mut(((s - 1) % RING_SLOTS) as usize) {
+            *p = point;
+        }
+    }
+    st.next_point += 1;
+    st.seqno += count;
+    q.seqno.store(st.seqno, Ordering::Release);
 }
 
 /// Before slots are reused, the commands that used them must be done: their records are read
