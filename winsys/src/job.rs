@@ -106,14 +106,17 @@ impl Job {
     }
 
     /// The outcome if the job has finished, without blocking. With result records this needs
-    /// no ioctl once they are all final (the kernel writes them before the job's fences
-    /// signal): a driver polling the jobs of fences it already waited for pays nothing.
+    /// no ioctl: the kernel writes a command's record (sequence number, `PENDING`) at submit
+    /// and its final record before the job's fences signal, so the records alone say whether
+    /// the job is done. A driver can poll every job in flight for free.
     pub fn poll(&self) -> Result<Option<JobOutcome>> {
         if let Some(o) = self.outcome.get() {
             return Ok(Some(*o));
         }
-        if let Some(o) = self.records()? {
-            return Ok(Some(self.settle(o)));
+        match self.records(false)? {
+            Records::Final(o) => return Ok(Some(self.settle(o))),
+            Records::Pending => return Ok(None),
+            Records::Unavailable => {}
         }
         match self.wait(Deadline::NOW) {
             Ok(o) => Ok(Some(o)),
@@ -130,35 +133,48 @@ impl Job {
         *self.outcome.get_or_init(|| o)
     }
 
-    /// The worst outcome of the job's result records, when they are all there and final
-    /// (`None`: upstream mode, a command still pending, or records overwritten long ago).
-    fn records(&self) -> Result<Option<JobOutcome>> {
+    /// What the job's result records say; `signalled`: the job's fence is known to have
+    /// signalled (then its slots hold its final records, unless overwritten since).
+    fn records(&self, signalled: bool) -> Result<Records> {
         let submitted = self.queue.seqno.load(Ordering::Acquire);
         let overwritten = submitted.saturating_sub(self.first_seqno) >= RING_SLOTS;
         let (Some(ring), false) = (&self.queue.ring, overwritten) else {
-            return Ok(None);
+            return Ok(Records::Unavailable);
         };
         let map = ring.bo.map()?;
         let size = self.record.size();
         let mut worst = JobOutcome::Complete;
+        let mut pending = false;
         for seqno in self.seqnos() {
             let mut rec = ext::drm_asahi_ext_result::default();
             let off = ((seqno - 1) % RING_SLOTS) * SLOT_BYTES;
             map.read(off as usize, &mut bytemuck::bytes_of_mut(&mut rec)[..size])
                 .map_err(crate::error::kernel("result read"))?;
-            let seqno_ok = self.record == ResultRecord::StatusOnly || rec.seqno == seqno;
+            // Status-only records carry no sequence number: before the fence signalled, a
+            // pending slot cannot be told from an older command's final record.
+            let ours = match self.record {
+                ResultRecord::StatusOnly => signalled,
+                _ => rec.seqno == seqno,
+            };
+            if !ours {
+                return Ok(Records::Unavailable);
+            }
             match JobOutcome::from_record(&rec) {
-                Some(o) if seqno_ok => worst = worse(worst, o),
-                _ => return Ok(None),
+                Some(o) => worst = worse(worst, o),
+                None => pending = true,
             }
         }
-        Ok(Some(worst))
+        Ok(if pending {
+            Records::Pending
+        } else {
+            Records::Final(worst)
+        })
     }
 
     /// Reads the outcome of a finished job: result records with the extension, else the
     /// errors of the chunks' own fences. The job's outcome is its worst command's.
     fn read_outcome(&self) -> Result<JobOutcome> {
-        if let Some(o) = self.records()? {
+        if let Records::Final(o) = self.records(true)? {
             return Ok(o);
         }
         let mut worst = JobOutcome::Complete;
@@ -184,6 +200,16 @@ impl Job {
         }
         Ok(worst)
     }
+}
+
+/// What a job's result records say.
+enum Records {
+    /// Every command's record is final: the job's outcome.
+    Final(JobOutcome),
+    /// A command's record is still the `PENDING` one its submit wrote.
+    Pending,
+    /// No records (upstream mode, status-only records) or overwritten since: ask the fences.
+    Unavailable,
 }
 
 /// Severity order of outcomes: the device going away beats a fault, beats a kill, beats a

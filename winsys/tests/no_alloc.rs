@@ -108,7 +108,7 @@ fn steady_state_submit_does_not_allocate() {
 
 /// The driver path (Mesa's own cmdbuf, `Queue::submit_encoded`) allocates nothing either once
 /// warm (with the verdicts given; the analysis of a description is the caller's cost), and
-/// polling a finished job reads its result records: no ioctl.
+/// polling a job, pending or finished, reads its result records: no ioctl.
 #[test]
 fn driver_submit_does_not_allocate_and_polls_without_ioctls() {
     let sim = agx_sim::SimDevice::new(agx_sim::SimConfig::default());
@@ -136,7 +136,13 @@ fn driver_submit_does_not_allocate_and_polls_without_ioctls() {
     }
     assert_eq!(COUNT.with(|c| c.get()) - before, 0, "allocations");
 
+    // Pending (the GPU held): the records say so, no ioctl either.
+    sim.hold();
     let job = submit();
+    let ioctls = IOCTLS.with(|n| n.get());
+    assert_eq!(job.poll().unwrap(), None);
+    assert_eq!(IOCTLS.with(|n| n.get()), ioctls, "a poll of a pending job");
+    sim.release();
     ctx.queue.wait_idle(deadline).unwrap();
     let ioctls = IOCTLS.with(|n| n.get());
     assert_eq!(job.poll().unwrap(), Some(JobOutcome::Complete));
