@@ -119,8 +119,10 @@ pub const VM_END: u64 = 1 << 39;
 pub const VM_KERNEL_MIN_SIZE: u64 = 64 << 20;
 pub const MAX_COMMANDS_PER_SUBMISSION: u32 = 64;
 pub const MAX_ATTACHMENTS: u32 = 64;
-/// The firmware's timestamp clock (24 MHz, as on Apple silicon).
-pub const TIMESTAMP_FREQUENCY_HZ: u64 = 24_000_000;
+/// The timebase of command timestamps as the asahi kernel reports it
+/// (`command_timestamp_frequency_hz`): nanoseconds. The firmware counts at 24 MHz; the kernel
+/// converts, and Mesa's honeykrisp asserts ns at device creation.
+pub const TIMESTAMP_FREQUENCY_HZ: u64 = 1_000_000_000;
 
 impl SimConfig {
     /// Param group 0: the upstream global parameters.
