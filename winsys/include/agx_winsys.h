@@ -1342,7 +1342,9 @@ typedef struct agx_ws_job_outcome {
    */
   uint32_t replay_count;
   /**
-   * The `agx_ws_reset_status` (`pipe_reset_status`) this outcome implies for its GL context.
+   * The `agx_ws_reset_status` (`pipe_reset_status`) this outcome implies for its GL context
+   * (for a cancelled job, which never ran because its queue was banned: the guilt the kernel
+   * recorded for the ban).
    */
   uint32_t reset_status;
   /**

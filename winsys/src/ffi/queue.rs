@@ -39,6 +39,8 @@ pub(crate) struct QueueObj {
 pub(crate) struct JobObj {
     pub(crate) job: Job,
     pub(crate) tracker: Option<Arc<ResetTracker>>,
+    /// Its queue, to ask why a cancelled job never ran.
+    pub(crate) queue: Queue,
 }
 
 /// Queue priority (`agx_ws_queue_create`).
@@ -141,7 +143,9 @@ pub struct agx_ws_job_outcome {
     pub guilt: u32,
     /// Replays of an `AGX_WS_JOB_REPLAYED` job.
     pub replay_count: u32,
-    /// The `agx_ws_reset_status` (`pipe_reset_status`) this outcome implies for its GL context.
+    /// The `agx_ws_reset_status` (`pipe_reset_status`) this outcome implies for its GL context
+    /// (for a cancelled job, which never ran because its queue was banned: the guilt the kernel
+    /// recorded for the ban).
     pub reset_status: u32,
     /// The `VkResult` it maps to: `VK_SUCCESS` (0) or `VK_ERROR_DEVICE_LOST` (-4).
     pub vk_result: i32,
@@ -282,7 +286,7 @@ fn status(o: &JobOutcome) -> agx_ws_job_status {
     }
 }
 
-fn c_outcome(o: &JobOutcome) -> agx_ws_job_outcome {
+fn c_outcome(o: &JobOutcome, reset: ResetStatus) -> agx_ws_job_outcome {
     agx_ws_job_outcome {
         struct_size: size_of::<agx_ws_job_outcome>() as u32,
         status: status(o) as u32,
@@ -291,7 +295,7 @@ fn c_outcome(o: &JobOutcome) -> agx_ws_job_outcome {
             JobOutcome::Replayed(n) => *n,
             _ => 0,
         },
-        reset_status: ResetStatus::from_outcome(o) as u32,
+        reset_status: reset as u32,
         vk_result: vk_result_for(o),
         has_fault: o.fault().is_some() as u32,
         pad: 0,
@@ -299,17 +303,25 @@ fn c_outcome(o: &JobOutcome) -> agx_ws_job_outcome {
     }
 }
 
-/// The reset status a submit error implies for the queue's context, if any: a banned queue
-/// (`ECANCELED`) takes the guilt the kernel recorded, a gone device is unknown.
-fn submit_error_status(q: &Queue, e: &Error) -> Option<ResetStatus> {
-    match JobOutcome::from_submit_error(e)? {
-        JobOutcome::Cancelled => Some(match q.state().ok().and_then(|s| s.guilt) {
+/// The reset status an outcome implies for the queue's context. A cancelled job (it never
+/// ran: its queue was banned first, or a submit was refused for that) takes the guilt the
+/// kernel recorded for the ban, not its own unknown: a context whose killed job is seen after
+/// the cancelled one behind it is innocent, not unknown.
+fn reset_status(q: &Queue, o: &JobOutcome) -> ResetStatus {
+    match o {
+        JobOutcome::Cancelled => match q.state().ok().and_then(|s| s.guilt) {
             Some(Guilt::Guilty) => ResetStatus::Guilty,
             Some(Guilt::Innocent) => ResetStatus::Innocent,
             _ => ResetStatus::Unknown,
-        }),
-        o => Some(ResetStatus::from_outcome(&o)),
+        },
+        o => ResetStatus::from_outcome(o),
     }
+}
+
+/// The reset status a submit error implies for the queue's context, if any: a banned queue
+/// (`ECANCELED`) takes the guilt the kernel recorded, a gone device is unknown.
+fn submit_error_status(q: &Queue, e: &Error) -> Option<ResetStatus> {
+    Some(reset_status(q, &JobOutcome::from_submit_error(e)?))
 }
 
 fn sync_points(v: &[(Arc<crate::SyncObj>, Option<u64>)]) -> Vec<SyncPoint<'_>> {
@@ -439,7 +451,11 @@ pub unsafe extern "C" fn agx_ws_queue_submit(
                 return Err(Fail::from(e));
             }
         };
-        out_job.write(handle::register(JobObj { job, tracker }));
+        out_job.write(handle::register(JobObj {
+            job,
+            tracker,
+            queue: q.queue.clone(),
+        }));
         Ok(0)
     })
 }
@@ -545,7 +561,11 @@ pub unsafe extern "C" fn agx_ws_queue_submit_drm(
                 return Err(Fail::from(e));
             }
         };
-        out_job.write(handle::register(JobObj { job, tracker }));
+        out_job.write(handle::register(JobObj {
+            job,
+            tracker,
+            queue: q.queue.clone(),
+        }));
         Ok(0)
     })
 }
@@ -672,24 +692,25 @@ pub unsafe extern "C" fn agx_ws_job_wait(
         let j = lookup(job)?;
         // SAFETY: the caller's contract, forwarded.
         let o = unsafe { output(out_outcome, "out_outcome") }?;
-        let outcome = wait(&j, timeout_ns)?;
-        o.write(c_outcome(&outcome));
+        let (outcome, reset) = wait(&j, timeout_ns)?;
+        o.write(c_outcome(&outcome, reset));
         Ok(0)
     })
 }
 
-/// Waits for a job and feeds its tracker.
-pub(crate) fn wait(j: &JobObj, timeout_ns: u64) -> FfiResult<JobOutcome> {
+/// Waits for a job and feeds its tracker with the reset status it implies.
+pub(crate) fn wait(j: &JobObj, timeout_ns: u64) -> FfiResult<(JobOutcome, ResetStatus)> {
     let outcome = if timeout_ns == 0 {
         // A poll: free of ioctls once the job's result records are final.
         j.job.poll()?.ok_or(Error::Timeout)?
     } else {
         j.job.wait(deadline(timeout_ns))?
     };
+    let reset = reset_status(&j.queue, &outcome);
     if let Some(t) = &j.tracker {
-        t.observe(ResetStatus::from_outcome(&outcome));
+        t.observe(reset);
     }
-    Ok(outcome)
+    Ok((outcome, reset))
 }
 
 /// Exports the job's out-fence (signalled when all of it is done) as a sync_file; the caller
