@@ -243,8 +243,10 @@ main(int argc, char **argv)
       fprintf(stderr, "gl_robust: no robust context: 0x%x\n", eglGetError());
       return 2;
    }
-   const char *renderer = (const char *)glGetString(GL_RENDERER);
-   const char *version = (const char *)glGetString(GL_VERSION);
+   /* Copied: the context that owns the strings may be destroyed after a reset. */
+   char renderer[128], version[128];
+   snprintf(renderer, sizeof(renderer), "%s", (const char *)glGetString(GL_RENDERER));
+   snprintf(version, sizeof(version), "%s", (const char *)glGetString(GL_VERSION));
    if (!has_ext((const char *)glGetString(GL_EXTENSIONS), "GL_KHR_robustness")) {
       fprintf(stderr, "gl_robust: no GL_KHR_robustness\n");
       return 2;
