@@ -14,11 +14,12 @@ PKGS=(mesa-vulkan-drivers libvulkan1 vulkan-tools meson ninja-build pkg-config
       qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod valgrind)
 # Mesa asahi + honeykrisp from source (mesa/build.sh): compilers, LLVM 15 with clang, libclc
 # and the SPIR-V translator for the drivers' OpenCL C internal shaders, cmake for SPIRV-Tools,
-# python3-venv for a pinned meson; headers and tools for the programs run on it (mesa/tests).
+# python3-venv for a pinned meson, ccache (upstream and patched builds share objects);
+# headers and tools for the programs run on it (mesa/tests).
 PKGS+=(build-essential git cmake bison flex python3-venv llvm-15-dev libclang-15-dev
        libclang-cpp15-dev clang-15 libllvmspirvlib-15-dev llvm-spirv-15 libclc-15 libclc-15-dev
        libdrm-dev libexpat1-dev zlib1g-dev libzstd-dev glslang-tools libvulkan-dev
-       libegl-dev libgles-dev jq)
+       libegl-dev libgles-dev jq ccache)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
