@@ -428,21 +428,50 @@ fn committed(q: &QueueShared, st: &mut Submitting, count: u64) {
 }
 
 /// Before slots are reused, the commands that used them must be done: their records are read
-/// by their jobs. Waits (bounded) for the oldest such submit if needed.
+/// by their jobs. A command whose record is final is done (the kernel writes the final record
+/// once, before its fences signal), which the ring says without an ioctl; otherwise this waits
+/// (bounded) for the oldest submit that used a slot.
 fn reclaim_slots(q: &QueueShared, st: &mut Submitting, first: u64, count: u64) -> Result<()> {
     let mut need = 0;
     for s in first..first + count {
         need = need.max(st.slot_points[((s - 1) % RING_SLOTS) as usize]);
     }
-    if need > st.completed {
-        q.timeline.wait(
-            Some(need),
-            Deadline::After(std::time::Duration::from_secs(60)),
-            WaitFlags::default(),
-        )?;
-        st.completed = need;
+    if need <= st.completed || old_records_final(q, first, count)? {
+        return Ok(());
     }
+    q.timeline.wait(
+        Some(need),
+        Deadline::After(std::time::Duration::from_secs(60)),
+        WaitFlags::default(),
+    )?;
+    st.completed = need;
     Ok(())
+}
+
+/// Whether the commands that last used the slots of sequence numbers `first..first + count`
+/// (those `RING_SLOTS` earlier) have final records.
+fn old_records_final(q: &QueueShared, first: u64, count: u64) -> Result<bool> {
+    let Some(ring) = &q.ring else {
+        return Ok(false);
+    };
+    let map = ring.bo.map()?;
+    for s in first..first + count {
+        let Some(old) = s.checked_sub(RING_SLOTS) else {
+            continue;
+        };
+        let mut rec = ext::drm_asahi_ext_result::default();
+        let size = ResultRecord::Fault.size();
+        map.read(
+            slot_offset(s) as usize,
+            &mut bytemuck::bytes_of_mut(&mut rec)[..size],
+        )
+        .map_err(crate::error::kernel("result read"))?;
+        // A status-only record (no sequence number) cannot be told apart: wait then.
+        if rec.seqno != old || rec.status == ext::DRM_ASAHI_EXT_STATUS_PENDING {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// A later chunk of a split submit was refused (typically `ECANCELED`: an earlier chunk already

@@ -124,7 +124,13 @@ fn driver_submit_does_not_allocate_and_polls_without_ioctls() {
     let deadline = Deadline::After(Duration::from_secs(10));
     let submit = || {
         ctx.queue
-            .submit_encoded(&driver, &mut |_, _| Ok(Verdict::RESTARTABLE), &[], &[])
+            .submit_encoded(
+                &driver,
+                None,
+                &mut |_, _| Ok(Verdict::RESTARTABLE),
+                &[],
+                &[],
+            )
             .unwrap()
     };
     for _ in 0..8 {
@@ -147,4 +153,30 @@ fn driver_submit_does_not_allocate_and_polls_without_ioctls() {
     let ioctls = IOCTLS.with(|n| n.get());
     assert_eq!(job.poll().unwrap(), Some(JobOutcome::Complete));
     assert_eq!(IOCTLS.with(|n| n.get()), ioctls, "a poll of a finished job");
+}
+
+/// Once the result ring wraps, a slot whose previous command has a final record is reused
+/// without waiting for that command's fence: a submit stays one ioctl.
+#[test]
+fn result_ring_reuse_costs_no_wait() {
+    let sim = agx_sim::SimDevice::new(agx_sim::SimConfig::default());
+    let dev = Device::from_kernel(Box::new(Kernel(SimBackend::open(&sim)))).unwrap();
+    let ctx = Context::new(&dev, 1 << 20).unwrap();
+    let dst = ctx.alloc(4096).unwrap();
+    let mut cb = ctx.command_buffer();
+    cb.render(ctx.clear_pass(dst, 4096, 0x0606_0606).unwrap())
+        .unwrap();
+    let deadline = Deadline::After(Duration::from_secs(10));
+    let wrap = agx_winsys::queue::RING_SLOTS as usize;
+    for _ in 0..wrap + 8 {
+        let job = ctx.queue.submit(&cb, &[], &[]).unwrap();
+        assert_eq!(job.wait(deadline).unwrap(), JobOutcome::Complete);
+    }
+    let before = IOCTLS.with(|n| n.get());
+    for _ in 0..100 {
+        let job = ctx.queue.submit(&cb, &[], &[]).unwrap();
+        assert_eq!(job.wait(deadline).unwrap(), JobOutcome::Complete);
+    }
+    // SUBMIT and the job's wait, nothing else.
+    assert_eq!(IOCTLS.with(|n| n.get()) - before, 200);
 }
