@@ -1184,33 +1184,6 @@ typedef struct agx_ws_params {
 } agx_ws_params;
 
 /**
- * A sync object and a timeline point (0: the object is used as binary).
- */
-typedef struct agx_ws_sync_point {
-  struct agx_ws_syncobj *syncobj;
-  uint64_t point;
-} agx_ws_sync_point;
-
-/**
- * Optional arguments of `agx_ws_queue_submit`. Set `struct_size = sizeof(agx_ws_submit_info)`.
- */
-typedef struct agx_ws_submit_info {
-  uint32_t struct_size;
-  uint32_t wait_count;
-  /**
-   * Fences the job waits for before starting.
-   */
-  const struct agx_ws_sync_point *waits;
-  uint32_t signal_count;
-  uint32_t pad;
-  /**
-   * Signalled when all of the job is done, whatever its outcome (failed jobs signal with an
-   * error: see `agx_ws_syncobj_status`).
-   */
-  const struct agx_ws_sync_point *signals;
-} agx_ws_submit_info;
-
-/**
  * A sync object of the device's DRM file and a point, as the uAPI names it: the layout of
  * `struct drm_asahi_sync` (`sync_type` `DRM_ASAHI_SYNC_SYNCOBJ` 0 or
  * `DRM_ASAHI_SYNC_TIMELINE_SYNCOBJ` 1).
@@ -1269,6 +1242,33 @@ typedef struct agx_ws_drm_submit {
    */
   const struct agx_ws_command_access *commands;
 } agx_ws_drm_submit;
+
+/**
+ * A sync object and a timeline point (0: the object is used as binary).
+ */
+typedef struct agx_ws_sync_point {
+  struct agx_ws_syncobj *syncobj;
+  uint64_t point;
+} agx_ws_sync_point;
+
+/**
+ * Optional arguments of `agx_ws_queue_submit`. Set `struct_size = sizeof(agx_ws_submit_info)`.
+ */
+typedef struct agx_ws_submit_info {
+  uint32_t struct_size;
+  uint32_t wait_count;
+  /**
+   * Fences the job waits for before starting.
+   */
+  const struct agx_ws_sync_point *waits;
+  uint32_t signal_count;
+  uint32_t pad;
+  /**
+   * Signalled when all of the job is done, whatever its outcome (failed jobs signal with an
+   * error: see `agx_ws_syncobj_status`).
+   */
+  const struct agx_ws_sync_point *signals;
+} agx_ws_submit_info;
 
 /**
  * One GPU fault.
@@ -1613,6 +1613,36 @@ int agx_ws_device_get_params(struct agx_ws_device *device, struct agx_ws_params 
 int agx_ws_device_get_gpu_time(struct agx_ws_device *device, uint64_t *out_ns);
 
 /**
+ * Submits a cmdbuf the driver encoded itself, as `DRM_IOCTL_ASAHI_SUBMIT` takes it (Mesa's
+ * render and compute payloads, attachment commands and barriers), in one kernel submit on
+ * `queue`. With the fault-report extension the library inserts a job info before each hardware
+ * command: restartable or not from `commands` (the restartability analysis of each command's
+ * access description), with a result record, so the job's outcome is known exactly; the
+ * driver's own bytes are not changed. The sync objects are the caller's, on the DRM file the
+ * device was opened on (as with `agx_ws_syncobj_wrap`, but used for this submit only, without
+ * a wrapper each); the job's own fence is added. On success `*out_job` is a new job handle.
+ *
+ * Errors: as `agx_ws_queue_submit` (`-ECANCELED` banned queue, recorded by a reset tracker;
+ * `-ENODEV` device gone); `-EINVAL` a malformed cmdbuf or one holding a job info, no or more
+ * hardware commands than `max_commands_per_submission` (the driver splits long work), a
+ * `command_count` other than 0 or the number of hardware commands, a description of the
+ * wrong kind (render for a compute command or the reverse, or both), a bad description (the
+ * descriptions are read only when the kernel has the extension); the kernel's errors for bad
+ * sync objects or payloads.
+ *
+ * # Safety
+ *
+ * `submit` is NULL or points to a readable `agx_ws_drm_submit` (at least its `struct_size`)
+ * whose `syncs` holds `in_sync_count + out_sync_count` entries, `cmdbuf` `cmdbuf_size`
+ * readable bytes, and `commands` `command_count` entries, each description following the
+ * rules of `agx_ws_cmdbuf_add_render` / `agx_ws_cmdbuf_add_compute`; `out_job` is NULL or
+ * valid for a write.
+ *
+ * Thread safety: thread-safe (submits to one queue are serialized).
+ */
+int agx_ws_queue_submit_drm(struct agx_ws_queue *queue, const struct agx_ws_drm_submit *submit, struct agx_ws_job **out_job);
+
+/**
  * Creates a VM with the standard layout (kernel carve-out, USC window, general memory).
  *
  * # Safety
@@ -1872,36 +1902,6 @@ int agx_ws_queue_set_reset_tracker(struct agx_ws_queue *queue, struct agx_ws_res
  * Thread safety: thread-safe (submits to one queue are serialized).
  */
 int agx_ws_queue_submit(struct agx_ws_queue *queue, struct agx_ws_cmdbuf *cmdbuf, const struct agx_ws_submit_info *info, struct agx_ws_job **out_job);
-
-/**
- * Submits a cmdbuf the driver encoded itself, as `DRM_IOCTL_ASAHI_SUBMIT` takes it (Mesa's
- * render and compute payloads, attachment commands and barriers), in one kernel submit on
- * `queue`. With the fault-report extension the library inserts a job info before each hardware
- * command: restartable or not from `commands` (the restartability analysis of each command's
- * access description), with a result record, so the job's outcome is known exactly; the
- * driver's own bytes are not changed. The sync objects are the caller's, on the DRM file the
- * device was opened on (as with `agx_ws_syncobj_wrap`, but used for this submit only, without
- * a wrapper each); the job's own fence is added. On success `*out_job` is a new job handle.
- *
- * Errors: as `agx_ws_queue_submit` (`-ECANCELED` banned queue, recorded by a reset tracker;
- * `-ENODEV` device gone); `-EINVAL` a malformed cmdbuf or one holding a job info, no or more
- * hardware commands than `max_commands_per_submission` (the driver splits long work), a
- * `command_count` other than 0 or the number of hardware commands, a description of the
- * wrong kind (render for a compute command or the reverse, or both), a bad description (the
- * descriptions are read only when the kernel has the extension); the kernel's errors for bad
- * sync objects or payloads.
- *
- * # Safety
- *
- * `submit` is NULL or points to a readable `agx_ws_drm_submit` (at least its `struct_size`)
- * whose `syncs` holds `in_sync_count + out_sync_count` entries, `cmdbuf` `cmdbuf_size`
- * readable bytes, and `commands` `command_count` entries, each description following the
- * rules of `agx_ws_cmdbuf_add_render` / `agx_ws_cmdbuf_add_compute`; `out_job` is NULL or
- * valid for a write.
- *
- * Thread safety: thread-safe (submits to one queue are serialized).
- */
-int agx_ws_queue_submit_drm(struct agx_ws_queue *queue, const struct agx_ws_drm_submit *submit, struct agx_ws_job **out_job);
 
 /**
  * The kernel's id of the queue (`drm_asahi_queue_create::queue_id`), e.g. for a driver's own

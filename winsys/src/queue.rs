@@ -298,10 +298,12 @@ impl Queue {
     ///
     /// The driver splits long work itself: more hardware commands than
     /// `max_commands_per_submission` is [`Error::InvalidArgument`], and so is a cmdbuf with
-    /// none; a malformed one is [`Error::Cmdbuf`].
+    /// none, or with another number of hardware commands than `expected` (the caller's count of
+    /// descriptions); a malformed one is [`Error::Cmdbuf`].
     pub fn submit_encoded(
         &self,
         cmdbuf: &[u8],
+        expected: Option<usize>,
         verdict: &mut dyn FnMut(usize, Subqueue) -> Result<Verdict>,
         waits: &[drm_asahi_sync],
         signals: &[drm_asahi_sync],
@@ -334,6 +336,11 @@ impl Queue {
         )?;
         if count == 0 {
             return Err(Error::InvalidArgument("cmdbuf without a hardware command"));
+        }
+        if expected.is_some_and(|n| n != count) {
+            return Err(Error::InvalidArgument(
+                "not as many access descriptions as hardware commands",
+            ));
         }
         if count > max {
             return Err(Error::InvalidArgument(

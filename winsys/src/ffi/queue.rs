@@ -2,19 +2,15 @@
 //! fault-report extension.
 
 use std::os::fd::IntoRawFd;
-use std::os::raw::{c_int, c_void};
+use std::os::raw::c_int;
 use std::sync::{Arc, Mutex};
 
 use super::cmd::agx_ws_cmdbuf;
-use super::cmd::{compute_access, render_access};
-use super::cmd_desc::{agx_ws_compute_access, agx_ws_render_access};
 use super::guard::{call, einval, out, output, slice, Fail, FfiResult, Sized32};
 use super::handle::{self, lookup, lookup_opt};
 use super::memory::agx_ws_vm;
 use super::reset::agx_ws_reset_tracker;
 use super::sync::{agx_ws_sync_point, deadline, resolve};
-use crate::analysis::{Reasons, Verdict};
-use crate::cmd::Subqueue;
 use crate::outcome::{FaultInfo, Guilt, JobOutcome};
 use crate::reset::{ResetStatus, ResetTracker};
 use crate::vulkan::{kind_code, unit_code, vk_result_for};
@@ -34,6 +30,8 @@ pub(crate) struct QueueObj {
     pub(crate) queue: Queue,
     /// The reset tracker job outcomes of this queue feed (`agx_ws_queue_set_reset_tracker`).
     pub(crate) tracker: Mutex<Option<Arc<ResetTracker>>>,
+    /// Verdicts of the access descriptions of `agx_ws_queue_submit_drm`.
+    pub(crate) verdicts: Mutex<super::drm_submit::VerdictCache>,
 }
 
 pub(crate) struct JobObj {
@@ -198,59 +196,6 @@ pub struct agx_ws_submit_info {
 // SAFETY: repr(C), struct_size first, integers and raw pointers only.
 unsafe impl Sized32 for agx_ws_submit_info {}
 
-/// A sync object of the device's DRM file and a point, as the uAPI names it: the layout of
-/// `struct drm_asahi_sync` (`sync_type` `DRM_ASAHI_SYNC_SYNCOBJ` 0 or
-/// `DRM_ASAHI_SYNC_TIMELINE_SYNCOBJ` 1).
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct agx_ws_drm_sync {
-    pub sync_type: u32,
-    /// A sync object handle on the DRM file the device was opened on.
-    pub handle: u32,
-    /// The point, for a timeline.
-    pub timeline_value: u64,
-}
-
-const _: () = {
-    use agx_uapi::asahi::drm_asahi_sync;
-    assert!(size_of::<agx_ws_drm_sync>() == size_of::<drm_asahi_sync>());
-    assert!(align_of::<agx_ws_drm_sync>() == align_of::<drm_asahi_sync>());
-};
-
-/// The access description of one hardware command of a driver-encoded cmdbuf: `render` for a
-/// render command, `compute` for a compute command, both NULL when the driver cannot describe
-/// it (then it is not restartable).
-#[repr(C)]
-pub struct agx_ws_command_access {
-    pub render: *const agx_ws_render_access,
-    pub compute: *const agx_ws_compute_access,
-}
-
-/// A submit the driver encoded itself (`agx_ws_queue_submit_drm`). Set
-/// `struct_size = sizeof(agx_ws_drm_submit)`.
-#[repr(C)]
-pub struct agx_ws_drm_submit {
-    pub struct_size: u32,
-    /// Waits: the first `in_sync_count` entries of `syncs`.
-    pub in_sync_count: u32,
-    /// Signals: the next `out_sync_count` entries (signalled when all of the job is done,
-    /// whatever its outcome).
-    pub out_sync_count: u32,
-    /// Entries of `commands`: 0 (nothing is described: no command is restartable) or exactly
-    /// the number of hardware commands in `cmdbuf`.
-    pub command_count: u32,
-    pub syncs: *const agx_ws_drm_sync,
-    /// `drm_asahi_cmd_header`s, each followed by its payload, as for `DRM_IOCTL_ASAHI_SUBMIT`.
-    pub cmdbuf: *const c_void,
-    pub cmdbuf_size: u32,
-    pub pad: u32,
-    /// One per hardware command, in cmdbuf order.
-    pub commands: *const agx_ws_command_access,
-}
-
-// SAFETY: repr(C), struct_size first, integers and raw pointers only.
-unsafe impl Sized32 for agx_ws_drm_submit {}
-
 pub(crate) fn guilt_code(g: Option<Guilt>) -> u32 {
     match g {
         None => agx_ws_guilt::AGX_WS_GUILT_NONE as u32,
@@ -320,7 +265,7 @@ fn reset_status(q: &Queue, o: &JobOutcome) -> ResetStatus {
 
 /// The reset status a submit error implies for the queue's context, if any: a banned queue
 /// (`ECANCELED`) takes the guilt the kernel recorded, a gone device is unknown.
-fn submit_error_status(q: &Queue, e: &Error) -> Option<ResetStatus> {
+pub(crate) fn submit_error_status(q: &Queue, e: &Error) -> Option<ResetStatus> {
     Some(reset_status(q, &JobOutcome::from_submit_error(e)?))
 }
 
@@ -358,6 +303,7 @@ pub unsafe extern "C" fn agx_ws_queue_create(
         out_queue.write(handle::register(QueueObj {
             queue,
             tracker: Mutex::new(None),
+            verdicts: Mutex::default(),
         }));
         Ok(0)
     })
@@ -457,144 +403,6 @@ pub unsafe extern "C" fn agx_ws_queue_submit(
             queue: q.queue.clone(),
         }));
         Ok(0)
-    })
-}
-
-/// Submits a cmdbuf the driver encoded itself, as `DRM_IOCTL_ASAHI_SUBMIT` takes it (Mesa's
-/// render and compute payloads, attachment commands and barriers), in one kernel submit on
-/// `queue`. With the fault-report extension the library inserts a job info before each hardware
-/// command: restartable or not from `commands` (the restartability analysis of each command's
-/// access description), with a result record, so the job's outcome is known exactly; the
-/// driver's own bytes are not changed. The sync objects are the caller's, on the DRM file the
-/// device was opened on (as with `agx_ws_syncobj_wrap`, but used for this submit only, without
-/// a wrapper each); the job's own fence is added. On success `*out_job` is a new job handle.
-///
-/// Errors: as `agx_ws_queue_submit` (`-ECANCELED` banned queue, recorded by a reset tracker;
-/// `-ENODEV` device gone); `-EINVAL` a malformed cmdbuf or one holding a job info, no or more
-/// hardware commands than `max_commands_per_submission` (the driver splits long work), a
-/// `command_count` other than 0 or the number of hardware commands, a description of the
-/// wrong kind (render for a compute command or the reverse, or both), a bad description (the
-/// descriptions are read only when the kernel has the extension); the kernel's errors for bad
-/// sync objects or payloads.
-///
-/// # Safety
-///
-/// `submit` is NULL or points to a readable `agx_ws_drm_submit` (at least its `struct_size`)
-/// whose `syncs` holds `in_sync_count + out_sync_count` entries, `cmdbuf` `cmdbuf_size`
-/// readable bytes, and `commands` `command_count` entries, each description following the
-/// rules of `agx_ws_cmdbuf_add_render` / `agx_ws_cmdbuf_add_compute`; `out_job` is NULL or
-/// valid for a write.
-///
-/// Thread safety: thread-safe (submits to one queue are serialized).
-#[no_mangle]
-pub unsafe extern "C" fn agx_ws_queue_submit_drm(
-    queue: *mut agx_ws_queue,
-    submit: *const agx_ws_drm_submit,
-    out_job: *mut *mut agx_ws_job,
-) -> c_int {
-    call("agx_ws_queue_submit_drm", || {
-        // SAFETY: the caller's contract, forwarded.
-        let out_job = unsafe { out(out_job, "out_job") }?;
-        let q = lookup(queue)?;
-        // SAFETY: the caller's contract, forwarded.
-        let sub = unsafe { super::guard::input(submit, "submit") }?;
-        if sub.pad != 0 {
-            return Err(einval("submit->pad must be 0"));
-        }
-        let nsyncs = sub
-            .in_sync_count
-            .checked_add(sub.out_sync_count)
-            .ok_or_else(|| einval("sync counts overflow"))?;
-        // SAFETY: the caller's contract: syncs holds both counts of entries (plain data).
-        let syncs = unsafe { slice(sub.syncs, nsyncs, "submit->syncs") }?;
-        let syncs: &[agx_uapi::asahi::drm_asahi_sync] = bytemuck::cast_slice(syncs);
-        let (waits, signals) = syncs.split_at(sub.in_sync_count as usize);
-        if sub.cmdbuf.is_null() || sub.cmdbuf_size == 0 {
-            return Err(einval("submit->cmdbuf is NULL or empty"));
-        }
-        // SAFETY: the caller's contract: cmdbuf points to cmdbuf_size readable bytes.
-        let cmdbuf = unsafe {
-            std::slice::from_raw_parts(sub.cmdbuf.cast::<u8>(), sub.cmdbuf_size as usize)
-        };
-        // SAFETY: the caller's contract: commands holds command_count entries.
-        let commands = unsafe { slice(sub.commands, sub.command_count, "submit->commands") }?;
-        if !commands.is_empty() {
-            let hw = crate::cmd::driver::hardware_commands(cmdbuf).map_err(Error::from)?;
-            if hw.len() != commands.len() {
-                return Err(einval(
-                    "submit->command_count is neither 0 nor the number of hardware commands",
-                ));
-            }
-            for (c, sub) in commands.iter().zip(hw) {
-                let kind_ok = match sub {
-                    Subqueue::Render => c.compute.is_null(),
-                    Subqueue::Compute => c.render.is_null(),
-                };
-                if !kind_ok {
-                    return Err(einval(
-                        "an access description of the wrong kind for its hardware command",
-                    ));
-                }
-            }
-        }
-        let mut bad: Option<Fail> = None;
-        let mut verdict = |i: usize, sub: Subqueue| -> Result<Verdict, Error> {
-            // SAFETY: the caller's contract for each description, forwarded.
-            match unsafe { command_verdict(commands.get(i), sub) } {
-                Ok(v) => Ok(v),
-                Err(f) => {
-                    bad = Some(f);
-                    Err(Error::InvalidArgument("bad access description"))
-                }
-            }
-        };
-        let tracker = q.tracker.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let job = match q.queue.submit_encoded(cmdbuf, &mut verdict, waits, signals) {
-            Ok(j) => j,
-            Err(e) => {
-                if let Some(f) = bad {
-                    return Err(f);
-                }
-                if let (Some(t), Some(s)) = (&tracker, submit_error_status(&q.queue, &e)) {
-                    t.observe(s);
-                }
-                return Err(Fail::from(e));
-            }
-        };
-        out_job.write(handle::register(JobObj {
-            job,
-            tracker,
-            queue: q.queue.clone(),
-        }));
-        Ok(0)
-    })
-}
-
-/// The analysis verdict of a described hardware command (`None`: not described).
-///
-/// # Safety
-///
-/// The description's pointers follow the contract of `agx_ws_queue_submit_drm`.
-unsafe fn command_verdict(c: Option<&agx_ws_command_access>, sub: Subqueue) -> FfiResult<Verdict> {
-    let described = c.filter(|c| !c.render.is_null() || !c.compute.is_null());
-    let Some(c) = described else {
-        return Ok(Verdict {
-            reasons: match sub {
-                Subqueue::Render => Reasons::UNKNOWN_ACCESS,
-                Subqueue::Compute => Reasons::COMPUTE_UNDECLARED,
-            },
-        });
-    };
-    Ok(if c.compute.is_null() {
-        // SAFETY: the caller's contract: one readable, versioned description.
-        let a = unsafe { super::guard::input(c.render, "render access") }?;
-        // SAFETY: as above, for its arrays.
-        unsafe { render_access(a) }?.analyse()
-    } else {
-        // SAFETY: as above.
-        let a = unsafe { super::guard::input(c.compute, "compute access") }?;
-        // SAFETY: as above, for its arrays.
-        unsafe { compute_access(a) }?.analyse()
     })
 }
 
