@@ -28,7 +28,8 @@
  * context).
  *
  * After a reset it stops drawing, and tries a fresh robust context to see whether the driver
- * gives a working one (reported as "new_context").
+ * gives a working one (reported as "new_context": "works", "failed", or "reset again" when that
+ * context's one frame was itself reset, e.g. by a neighbour still faulting).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -342,7 +343,10 @@ main(int argc, char **argv)
             glUseProgram(p2);
             glDrawArrays(GL_TRIANGLES, 0, 3);
             glFinish();
-            if (gl_ok("new context") && get_reset_status() == GL_NO_ERROR)
+            GLenum again = get_reset_status();
+            if (again != GL_NO_ERROR)
+               new_context = "reset again";
+            else if (gl_ok("new context"))
                new_context = "works";
          }
       }

@@ -655,7 +655,8 @@ main(int argc, char **argv)
       uint64_t cpu0 = thread_cpu_ns();
       VkResult sr = vkQueueSubmit(queue, 1, &si, fence[s]);
       submit_cpu_ns += thread_cpu_ns() - cpu0;
-      VK_OR(sr, out);
+      if (check("vkQueueSubmit", sr))
+         goto out;
       slot_busy[s] = true;
       submitted++;
       if (render)
