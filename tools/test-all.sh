@@ -10,8 +10,11 @@ step() { printf '\n=== %s ===\n' "$*"; }
 # --- 1. System packages -------------------------------------------------------------------
 # lavapipe + the Vulkan loader (layer tests), meson/ninja (C ABI tests), QEMU + a Debian
 # kernel + busybox (real-kernel differential test), valgrind (C tests under a checker).
+# The layer's real-application tests: Xvfb, zink (libgl1-mesa-dri), glxgears (mesa-utils),
+# xdotool (to end glxgears), vkcube (vulkan-tools).
 PKGS=(mesa-vulkan-drivers libvulkan1 vulkan-tools meson ninja-build pkg-config
-      qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod valgrind)
+      qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod valgrind
+      xvfb xauth libgl1-mesa-dri mesa-utils xdotool)
 # Mesa asahi + honeykrisp from source (mesa/build.sh): compilers, LLVM 15 with clang, libclc
 # and the SPIR-V translator for the drivers' OpenCL C internal shaders, cmake for SPIRV-Tools,
 # python3-venv for a pinned meson, ccache (upstream and patched builds share objects);

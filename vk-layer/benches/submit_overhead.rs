@@ -70,6 +70,55 @@ fn interleaved(without: &Gpu, with: &Gpu) {
     );
 }
 
+/// The cost the layer's clearing of `ONE_TIME_SUBMIT` (while a `neighbor` term is planned)
+/// can have: on the driver alone (no layer), a command buffer re-recorded every iteration
+/// (begin, two buffer fills, end), submitted and waited for, with and without the flag, in
+/// alternating blocks; prints the medians.
+fn one_time_submit(gpu: &Gpu) {
+    let scene = Scene::new(gpu);
+    let d = &gpu.device;
+    let cb = gpu.command_buffer();
+    let buf = scene.readback;
+    let fence = gpu.fence();
+    let block = |flags: vk::CommandBufferUsageFlags| {
+        let t = Instant::now();
+        for _ in 0..200 {
+            // SAFETY: a command buffer of a resettable pool, idle (waited for below).
+            unsafe {
+                d.begin_command_buffer(cb, &vk::CommandBufferBeginInfo::default().flags(flags))
+                    .unwrap();
+                d.cmd_fill_buffer(cb, buf, 0, 4096, 7);
+                d.cmd_fill_buffer(cb, buf, 4096, 4096, 9);
+                d.end_command_buffer(cb).unwrap();
+            }
+            iteration(gpu, &[cb], fence);
+        }
+        t.elapsed().as_nanos() as f64 / 200.0
+    };
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for round in 0..21 {
+        let order = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for one_time in order {
+            if one_time {
+                with.push(block(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT));
+            } else {
+                without.push(block(vk::CommandBufferUsageFlags::empty()));
+            }
+        }
+    }
+    with.sort_by(f64::total_cmp);
+    without.sort_by(f64::total_cmp);
+    let (a, b) = (with[with.len() / 2], without[without.len() / 2]);
+    println!(
+        "record + submit + wait, ONE_TIME_SUBMIT {a:.0} ns, flag cleared {b:.0} ns: {:+.1}%",
+        (b / a - 1.0) * 100.0
+    );
+}
+
 fn bench(c: &mut Criterion) {
     common::require_vulkan();
     // Single-threaded here: set the loader's environment before any instance exists.
@@ -79,6 +128,7 @@ fn bench(c: &mut Criterion) {
     let without = Gpu::with_layer(false);
     let with = Gpu::with_layer(std::env::var_os("AGX_BENCH_A_A").is_none());
     interleaved(&without, &with);
+    one_time_submit(&without);
     let kind = PassKind {
         load: false,
         blend: false,

@@ -7,10 +7,11 @@
 //! share their device's. Global maps go from key to state.
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
 use ash::vk;
 use ash::vk::Handle;
@@ -20,6 +21,7 @@ use agx_winsys::vulkan::{DeviceLostState, FaultReport};
 use crate::loader::PfnSetDeviceLoaderData;
 use crate::plan::FaultModel;
 use crate::stats;
+use crate::submit::queue::{QueueInfo, Sched};
 use crate::track::Tracker;
 
 /// The dispatch key of a dispatchable handle.
@@ -226,6 +228,34 @@ next_table! {
             [c"vkCmdWriteTimestamp2", c"vkCmdWriteTimestamp2KHR"],
         cmd_copy_query_pool_results: PFN_vkCmdCopyQueryPoolResults = [c"vkCmdCopyQueryPoolResults"],
         cmd_execute_commands: PFN_vkCmdExecuteCommands = [c"vkCmdExecuteCommands"],
+        cmd_push_descriptor_set_with_template_khr: PFN_vkCmdPushDescriptorSetWithTemplateKHR =
+            [c"vkCmdPushDescriptorSetWithTemplateKHR"],
+        cmd_bind_vertex_buffers2: PFN_vkCmdBindVertexBuffers2 =
+            [c"vkCmdBindVertexBuffers2", c"vkCmdBindVertexBuffers2EXT"],
+        cmd_draw_multi_ext: PFN_vkCmdDrawMultiEXT = [c"vkCmdDrawMultiEXT"],
+        cmd_draw_multi_indexed_ext: PFN_vkCmdDrawMultiIndexedEXT = [c"vkCmdDrawMultiIndexedEXT"],
+        cmd_dispatch_base: PFN_vkCmdDispatchBase = [c"vkCmdDispatchBase", c"vkCmdDispatchBaseKHR"],
+        cmd_clear_attachments: PFN_vkCmdClearAttachments = [c"vkCmdClearAttachments"],
+        cmd_begin_conditional_rendering_ext: PFN_vkCmdBeginConditionalRenderingEXT =
+            [c"vkCmdBeginConditionalRenderingEXT"],
+        cmd_begin_query_indexed_ext: PFN_vkCmdBeginQueryIndexedEXT = [c"vkCmdBeginQueryIndexedEXT"],
+        cmd_set_event: PFN_vkCmdSetEvent = [c"vkCmdSetEvent"],
+        cmd_set_event2: PFN_vkCmdSetEvent2 = [c"vkCmdSetEvent2", c"vkCmdSetEvent2KHR"],
+        cmd_reset_event: PFN_vkCmdResetEvent = [c"vkCmdResetEvent"],
+        cmd_reset_event2: PFN_vkCmdResetEvent2 = [c"vkCmdResetEvent2", c"vkCmdResetEvent2KHR"],
+        cmd_wait_events: PFN_vkCmdWaitEvents = [c"vkCmdWaitEvents"],
+        cmd_wait_events2: PFN_vkCmdWaitEvents2 = [c"vkCmdWaitEvents2", c"vkCmdWaitEvents2KHR"],
+        cmd_pipeline_barrier: PFN_vkCmdPipelineBarrier = [c"vkCmdPipelineBarrier"],
+        queue_bind_sparse: PFN_vkQueueBindSparse = [c"vkQueueBindSparse"],
+        create_swapchain_khr: PFN_vkCreateSwapchainKHR = [c"vkCreateSwapchainKHR"],
+        destroy_swapchain_khr: PFN_vkDestroySwapchainKHR = [c"vkDestroySwapchainKHR"],
+        get_swapchain_images_khr: PFN_vkGetSwapchainImagesKHR = [c"vkGetSwapchainImagesKHR"],
+        create_semaphore: PFN_vkCreateSemaphore = [c"vkCreateSemaphore"],
+        destroy_semaphore: PFN_vkDestroySemaphore = [c"vkDestroySemaphore"],
+        create_descriptor_update_template: PFN_vkCreateDescriptorUpdateTemplate =
+            [c"vkCreateDescriptorUpdateTemplate", c"vkCreateDescriptorUpdateTemplateKHR"],
+        destroy_descriptor_update_template: PFN_vkDestroyDescriptorUpdateTemplate =
+            [c"vkDestroyDescriptorUpdateTemplate", c"vkDestroyDescriptorUpdateTemplateKHR"],
     }
 }
 
@@ -251,14 +281,6 @@ pub struct InstanceState {
     pub native_fault: Mutex<HashMap<u64, bool>>,
 }
 
-/// Layer-owned objects of a device, used by fault injection.
-#[derive(Default)]
-pub struct LayerObjects {
-    /// Queue family -> command pool.
-    pub pools: HashMap<u32, vk::CommandPool>,
-    pub fence: Option<vk::Fence>,
-}
-
 /// Per-device state.
 pub struct DeviceState {
     pub handle: vk::Device,
@@ -276,13 +298,33 @@ pub struct DeviceState {
     /// Whether command buffers are tracked (the plan has neighbour faults).
     pub track: bool,
     pub tracker: Mutex<Tracker>,
-    /// Queue (raw) -> family.
-    pub queues: Mutex<HashMap<u64, u32>>,
-    /// Held for the whole of an injected fault.
-    pub layer: Mutex<LayerObjects>,
+    /// Queue (raw) -> the layer's view of it.
+    pub queues: Mutex<HashMap<u64, Arc<QueueInfo>>>,
+    /// Held submissions of every queue, and what they hold (see `submit::queue`).
+    pub sched: Mutex<Sched>,
+    pub sched_cv: Condvar,
+    /// Timeline semaphores (raw): their waits may precede their signals below.
+    pub timelines: Mutex<HashSet<u64>>,
+    /// `vkCmd*` commands the next layer offers that the layer handed out without a hook
+    /// (unknown to it): every submission of the device is unknown, with these names.
+    pub unseen: Mutex<Vec<&'static str>>,
+    /// The next layer's functions of the generated `vkCmd*` hooks, by index.
+    pub generic: Vec<vk::PFN_vkVoidFunction>,
     pub mem_props: vk::PhysicalDeviceMemoryProperties,
+    pub phys: vk::PhysicalDevice,
+    /// The instance's `vkGetPhysicalDeviceSurfaceCapabilitiesKHR` (swapchain usage).
+    pub surface_capabilities: Option<vk::PFN_vkGetPhysicalDeviceSurfaceCapabilitiesKHR>,
     /// The simulated GPU shadowing faulted submissions (made on first use).
     pub shadow: Mutex<Option<crate::shadow::Shadow>>,
+    /// `AGX_FAULT_FRAMES`: hashes of the presented images.
+    pub capture: Option<Mutex<crate::capture::Capture>>,
+    /// After a loss, the layer stopped waiting for the work below (see
+    /// `device::LOST_DRAIN_GRACE`).
+    pub lost_gave_up: std::sync::atomic::AtomicBool,
+    /// When the device became lost.
+    pub lost_at: Mutex<Option<std::time::Instant>>,
+    /// This state's own `Arc` (for the queue workers).
+    pub me: Weak<DeviceState>,
 }
 
 impl DeviceState {
@@ -301,7 +343,7 @@ impl DeviceState {
                 Err(e) => eprintln!("VK_LAYER_AGX_fault: no shadow GPU: {e}"),
             }
         }
-        match shadow.as_ref()?.run(n, fault, restartable) {
+        match shadow.as_mut()?.run(n, fault, restartable) {
             Ok(o) => Some(o),
             Err(e) => {
                 eprintln!("VK_LAYER_AGX_fault: shadow job {n} failed: {e}");
@@ -310,10 +352,20 @@ impl DeviceState {
         }
     }
 
+    /// Whether swapchains are followed (tracking or frame capture).
+    pub fn wsi(&self) -> bool {
+        self.track || self.capture.is_some()
+    }
+
     /// Marks the device lost with `report` (counted once).
     pub fn set_lost(&self, report: FaultReport) {
+        let description = report.description.clone();
         if self.lost.set_lost(report) {
+            *lock(&self.lost_at) = Some(std::time::Instant::now());
+            // Once, as Mesa's vk_device_set_lost does.
+            eprintln!("VK_LAYER_AGX_fault: device lost: {description}");
             stats::device_lost();
+            stats::write_file_with(self.submits.load(Ordering::Relaxed));
         }
     }
 
@@ -396,7 +448,10 @@ pub fn remove_instance(k: DispatchKey) -> Option<Arc<InstanceState>> {
 
 pub fn insert_device(k: DispatchKey, s: DeviceState) {
     let mut g = DEVICES.write().unwrap_or_else(PoisonError::into_inner);
-    let s = Arc::new(s);
+    let s = Arc::new_cyclic(|me| DeviceState {
+        me: me.clone(),
+        ..s
+    });
     let p = Arc::as_ptr(&s) as *mut DeviceState;
     g.get_or_insert_with(HashMap::new).insert(k, s);
     // Under the write lock: slots change only here and in `remove_device`.

@@ -11,13 +11,13 @@ use ash::vk::Handle;
 
 use crate::dispatch::{
     self, chain, fill_out_array, guard, insert_device, insert_instance, lock, slice, DeviceNext,
-    DeviceState, DispatchKey, InstanceNext, InstanceState, LayerObjects,
+    DeviceState, DispatchKey, InstanceNext, InstanceState,
 };
 use crate::loader::{
     VkLayerDeviceCreateInfo, VkLayerInstanceCreateInfo, VK_LAYER_LINK_INFO, VK_LOADER_DATA_CALLBACK,
 };
 use crate::plan::{FaultModel, Plan};
-use crate::track::Tracker;
+use crate::track::{Tracker, Weaken};
 use crate::LAYER_NAME;
 
 /// `VK_EXT_device_fault`.
@@ -37,6 +37,16 @@ pub fn plan() -> &'static Plan {
             );
             Plan::default()
         })
+    })
+}
+
+/// The tracker weakening of `AGX_FAULT_WEAKEN` (a test hook; a bad value is reported and
+/// ignored).
+fn weaken() -> Weaken {
+    let s = std::env::var("AGX_FAULT_WEAKEN").unwrap_or_default();
+    Weaken::parse(&s).unwrap_or_else(|e| {
+        eprintln!("VK_LAYER_AGX_fault: AGX_FAULT_WEAKEN={s:?} rejected: {e}");
+        Weaken::default()
     })
 }
 
@@ -346,6 +356,18 @@ pub unsafe extern "system" fn create_device(
             }
             let model = FaultModel::new(plan().clone());
             let track = model.needs_tracking();
+            let generic = if track {
+                crate::cmd::generated_names()
+                    .iter()
+                    .map(|n| next_gdpa(device, n.as_ptr()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let tracker = Tracker {
+                weaken: weaken(),
+                ..Tracker::default()
+            };
             insert_device(
                 DispatchKey::of(device),
                 DeviceState {
@@ -359,11 +381,31 @@ pub unsafe extern "system" fn create_device(
                     model,
                     submits: AtomicU64::new(0),
                     track,
-                    tracker: Mutex::new(Tracker::default()),
+                    tracker: Mutex::new(tracker),
                     queues: Mutex::new(HashMap::new()),
-                    layer: Mutex::new(LayerObjects::default()),
+                    sched: Default::default(),
+                    sched_cv: Default::default(),
+                    timelines: Default::default(),
+                    unseen: Default::default(),
+                    generic,
                     mem_props,
+                    phys,
+                    // Looked up now: the loader resolves WSI commands once the instance exists.
+                    surface_capabilities: (inst.next_gipa)(
+                        inst.handle,
+                        c"vkGetPhysicalDeviceSurfaceCapabilitiesKHR".as_ptr(),
+                    )
+                    .map(|f| {
+                        std::mem::transmute::<
+                            unsafe extern "system" fn(),
+                            vk::PFN_vkGetPhysicalDeviceSurfaceCapabilitiesKHR,
+                        >(f)
+                    }),
                     shadow: Mutex::new(None),
+                    capture: crate::capture::Capture::from_env().map(Mutex::new),
+                    lost_gave_up: Default::default(),
+                    lost_at: Default::default(),
+                    me: Default::default(),
                 },
             );
             vk::Result::SUCCESS

@@ -10,17 +10,17 @@
 //! Layout: `loader` (the loader's chain structs), `dispatch` (keys, state maps, next-layer
 //! tables, panic guard, out-array helper), `proc` (the list of hooks), `instance` and
 //! `device` (the contract), `cmd` and `track` (what command buffers access), `spirv`,
-//! `plan` (the fault plan and the [`plan::FaultModel`] seam), `inject` (carrying out a
-//! decision), `stats`.
+//! `plan` (the fault plan and the [`plan::FaultModel`] seam), `submit` (carrying out a
+//! decision: batches, queue workers, neighbour replay, scramble), `shadow`, `stats`.
 
 use std::ffi::{c_char, CStr};
 
 use ash::vk;
 
+mod capture;
 mod cmd;
 mod device;
 pub mod dispatch;
-mod inject;
 mod instance;
 pub mod loader;
 pub mod plan;
@@ -28,6 +28,7 @@ mod proc;
 pub mod shadow;
 pub mod spirv;
 mod stats;
+pub mod submit;
 pub mod track;
 
 /// The layer's name.

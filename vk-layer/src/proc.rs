@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use ash::vk;
 
-use crate::dispatch::{self, guard, DispatchKey};
+use crate::dispatch::{self, guard, lock, DispatchKey};
 use crate::{cmd, device, instance};
 
 /// When a hook is handed out.
@@ -20,13 +20,19 @@ enum Kind {
     Track,
     /// `vkGetDeviceFaultInfoEXT`: when the layer implements the extension or the next has it.
     Fault,
+    /// Swapchain hook: when the device tracks or captures frames, and the next layer has it.
+    Wsi,
 }
 
 type Table = HashMap<&'static [u8], (unsafe extern "system" fn(), Kind)>;
 
 macro_rules! hooks {
     ($($kind:ident: $($name:literal)|+ => $f:path as $pfn:ident;)*) => {{
-        let mut t: Table = HashMap::new();
+        // The generated hooks first: the hand-written ones below replace them.
+        let mut t: Table = cmd::generated_table()
+            .into_iter()
+            .map(|(n, f)| (n.as_bytes(), (f, Kind::Track)))
+            .collect();
         $(
             let f: vk::$pfn = $f;
             // SAFETY: a function pointer cast to the loader's generic function pointer type;
@@ -58,6 +64,7 @@ fn table() -> &'static Table {
             Device: c"vkQueueSubmit" => device::queue_submit as PFN_vkQueueSubmit;
             Device: c"vkQueueSubmit2" | c"vkQueueSubmit2KHR" => device::queue_submit2 as PFN_vkQueueSubmit2;
             Device: c"vkQueueWaitIdle" => device::queue_wait_idle as PFN_vkQueueWaitIdle;
+            Device: c"vkQueueBindSparse" => device::queue_bind_sparse as PFN_vkQueueBindSparse;
             Device: c"vkDeviceWaitIdle" => device::device_wait_idle as PFN_vkDeviceWaitIdle;
             Device: c"vkWaitForFences" => device::wait_for_fences as PFN_vkWaitForFences;
             Device: c"vkGetFenceStatus" => device::get_fence_status as PFN_vkGetFenceStatus;
@@ -101,6 +108,15 @@ fn table() -> &'static Table {
             Track: c"vkUpdateDescriptorSets" => cmd::update_descriptor_sets as PFN_vkUpdateDescriptorSets;
             Track: c"vkUpdateDescriptorSetWithTemplate" | c"vkUpdateDescriptorSetWithTemplateKHR" =>
                 cmd::update_descriptor_set_with_template as PFN_vkUpdateDescriptorSetWithTemplate;
+            Track: c"vkCreateDescriptorUpdateTemplate" | c"vkCreateDescriptorUpdateTemplateKHR" =>
+                cmd::create_descriptor_update_template as PFN_vkCreateDescriptorUpdateTemplate;
+            Track: c"vkDestroyDescriptorUpdateTemplate" | c"vkDestroyDescriptorUpdateTemplateKHR" =>
+                cmd::destroy_descriptor_update_template as PFN_vkDestroyDescriptorUpdateTemplate;
+            Wsi: c"vkCreateSwapchainKHR" => cmd::create_swapchain_khr as PFN_vkCreateSwapchainKHR;
+            Wsi: c"vkDestroySwapchainKHR" => cmd::destroy_swapchain_khr as PFN_vkDestroySwapchainKHR;
+            Wsi: c"vkGetSwapchainImagesKHR" => cmd::get_swapchain_images_khr as PFN_vkGetSwapchainImagesKHR;
+            Track: c"vkCreateSemaphore" => cmd::create_semaphore as PFN_vkCreateSemaphore;
+            Track: c"vkDestroySemaphore" => cmd::destroy_semaphore as PFN_vkDestroySemaphore;
             Track: c"vkFreeCommandBuffers" => cmd::free_command_buffers as PFN_vkFreeCommandBuffers;
             Track: c"vkBeginCommandBuffer" => cmd::begin_command_buffer as PFN_vkBeginCommandBuffer;
             Track: c"vkResetCommandBuffer" => cmd::reset_command_buffer as PFN_vkResetCommandBuffer;
@@ -150,8 +166,33 @@ fn table() -> &'static Table {
             Track: c"vkCmdWriteTimestamp2" | c"vkCmdWriteTimestamp2KHR" => cmd::cmd_write_timestamp2 as PFN_vkCmdWriteTimestamp2;
             Track: c"vkCmdCopyQueryPoolResults" => cmd::cmd_copy_query_pool_results as PFN_vkCmdCopyQueryPoolResults;
             Track: c"vkCmdExecuteCommands" => cmd::cmd_execute_commands as PFN_vkCmdExecuteCommands;
+            Track: c"vkCmdPushDescriptorSetWithTemplateKHR" =>
+                cmd::cmd_push_descriptor_set_with_template_khr as PFN_vkCmdPushDescriptorSetWithTemplateKHR;
+            Track: c"vkCmdBindVertexBuffers2" | c"vkCmdBindVertexBuffers2EXT" =>
+                cmd::cmd_bind_vertex_buffers2 as PFN_vkCmdBindVertexBuffers2;
+            Track: c"vkCmdDrawMultiEXT" => cmd::cmd_draw_multi_ext as PFN_vkCmdDrawMultiEXT;
+            Track: c"vkCmdDrawMultiIndexedEXT" => cmd::cmd_draw_multi_indexed_ext as PFN_vkCmdDrawMultiIndexedEXT;
+            Track: c"vkCmdDispatchBase" | c"vkCmdDispatchBaseKHR" => cmd::cmd_dispatch_base as PFN_vkCmdDispatchBase;
+            Track: c"vkCmdClearAttachments" => cmd::cmd_clear_attachments as PFN_vkCmdClearAttachments;
+            Track: c"vkCmdBeginConditionalRenderingEXT" =>
+                cmd::cmd_begin_conditional_rendering_ext as PFN_vkCmdBeginConditionalRenderingEXT;
+            Track: c"vkCmdBeginQueryIndexedEXT" => cmd::cmd_begin_query_indexed_ext as PFN_vkCmdBeginQueryIndexedEXT;
+            Track: c"vkCmdSetEvent" => cmd::cmd_set_event as PFN_vkCmdSetEvent;
+            Track: c"vkCmdSetEvent2" | c"vkCmdSetEvent2KHR" => cmd::cmd_set_event2 as PFN_vkCmdSetEvent2;
+            Track: c"vkCmdResetEvent" => cmd::cmd_reset_event as PFN_vkCmdResetEvent;
+            Track: c"vkCmdResetEvent2" | c"vkCmdResetEvent2KHR" => cmd::cmd_reset_event2 as PFN_vkCmdResetEvent2;
+            Track: c"vkCmdWaitEvents" => cmd::cmd_wait_events as PFN_vkCmdWaitEvents;
+            Track: c"vkCmdWaitEvents2" | c"vkCmdWaitEvents2KHR" => cmd::cmd_wait_events2 as PFN_vkCmdWaitEvents2;
         }
     })
+}
+
+/// Whether `name` is a `vkCmd*` command the layer neither hooks nor knows to be free of memory
+/// effects.
+fn is_unseen_command(name: &[u8]) -> bool {
+    name.starts_with(b"vkCmd")
+        && !table().contains_key(name)
+        && !cmd::NO_MEMORY.iter().any(|n| n.as_bytes() == name)
 }
 
 /// The layer's `vkGetInstanceProcAddr`.
@@ -207,12 +248,23 @@ pub unsafe extern "system" fn get_device_proc_addr(
             },
             Some(&(f, Kind::Device)) => below.map(|_| f),
             Some(&(f, Kind::Track)) if dev.track => below.map(|_| f),
+            Some(&(f, Kind::Wsi)) if dev.wsi() => below.map(|_| f),
             Some(&(f, Kind::Fault)) => {
                 if (dev.fault_emulated && dev.fault_enabled) || below.is_some() {
                     Some(f)
                 } else {
                     None
                 }
+            }
+            None if dev.track && below.is_some() && is_unseen_command(n) => {
+                // A command the layer does not know reaches the application unhooked: no
+                // submission of this device can be replayed on the strength of what it saw.
+                let name = String::from_utf8_lossy(n).into_owned();
+                let mut unseen = lock(&dev.unseen);
+                if !unseen.iter().any(|u| *u == name) {
+                    unseen.push(Box::leak(format!("unhooked:{name}").into_boxed_str()));
+                }
+                below
             }
             _ => below,
         }
@@ -236,5 +288,30 @@ mod tests {
         ] {
             assert!(t.contains_key(n.as_bytes()), "{n}");
         }
+    }
+
+    #[test]
+    fn every_command_is_hooked_or_free_of_memory_effects() {
+        // The registry's vkCmd* commands (as ash 0.38 knows them): each one is hooked, or
+        // listed as free of memory effects; none is both.
+        let t = table();
+        let hooked = cmd::generated_names().len();
+        assert!(hooked > 100, "{hooked}");
+        for n in cmd::NO_MEMORY {
+            assert!(
+                !t.contains_key(n.as_bytes()),
+                "{n} is hooked and listed as harmless"
+            );
+            assert!(!is_unseen_command(n.as_bytes()));
+        }
+        for n in [
+            "vkCmdDraw",
+            "vkCmdBeginTransformFeedbackEXT",
+            "vkCmdTraceRaysKHR",
+        ] {
+            assert!(!is_unseen_command(n.as_bytes()), "{n}");
+        }
+        assert!(is_unseen_command(b"vkCmdSomethingFromTheFuture"));
+        assert!(!is_unseen_command(b"vkCreateBuffer"));
     }
 }

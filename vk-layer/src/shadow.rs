@@ -49,7 +49,19 @@ impl Shadow {
     }
 
     /// Runs the shadow of submission `n` and returns its outcome.
-    pub fn run(&self, n: u64, fault: ShadowFault, restartable: bool) -> Result<JobOutcome> {
+    pub fn run(&mut self, n: u64, fault: ShadowFault, restartable: bool) -> Result<JobOutcome> {
+        match self.run_once(n, fault, restartable) {
+            // The application context's stream memory is full (one stream per job, never
+            // freed): a fresh context, as the application's own work is done.
+            Err(agx_winsys::Error::OutOfVa { .. }) => {
+                self.app = Context::new(&self.dev, 64 * 1024)?;
+                self.run_once(n, fault, restartable)
+            }
+            r => r,
+        }
+    }
+
+    fn run_once(&self, n: u64, fault: ShadowFault, restartable: bool) -> Result<JobOutcome> {
         let mut s = StreamBuilder::new();
         match fault {
             ShadowFault::Guilty => s.spin(SHADOW_NS / 2).store(injected_fault_address(n), 1),
@@ -95,7 +107,7 @@ mod tests {
 
     #[test]
     fn outcomes_come_from_the_recovery_model() {
-        let s = Shadow::new().unwrap();
+        let mut s = Shadow::new().unwrap();
         assert_eq!(
             s.run(1, ShadowFault::Neighbor, true).unwrap(),
             JobOutcome::Replayed(1)
@@ -108,7 +120,7 @@ mod tests {
         assert_eq!(fault.kind, FaultKind::Unmapped);
         assert!(fault.write);
         assert_eq!(fault.address, Some(injected_fault_address(2)));
-        let s = Shadow::new().unwrap();
+        let mut s = Shadow::new().unwrap();
         assert!(matches!(
             s.run(3, ShadowFault::Neighbor, false).unwrap(),
             JobOutcome::Killed {
@@ -116,10 +128,23 @@ mod tests {
                 fault: Some(_)
             }
         ));
-        let s = Shadow::new().unwrap();
+        let mut s = Shadow::new().unwrap();
         assert_eq!(
             s.run(4, ShadowFault::Hang, true).unwrap(),
             JobOutcome::TimedOut
         );
+    }
+
+    #[test]
+    fn many_jobs_do_not_run_out_of_stream_memory() {
+        // One stream per job in a 1 MiB arena: about 16,000 jobs fill it.
+        let mut s = Shadow::new().unwrap();
+        for n in 1..=16_500 {
+            assert_eq!(
+                s.run(n, ShadowFault::Neighbor, true).unwrap(),
+                JobOutcome::Replayed(1),
+                "job {n}"
+            );
+        }
     }
 }

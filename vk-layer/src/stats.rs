@@ -1,5 +1,5 @@
 //! Process-wide statistics, written as one JSON object to the file named by `AGX_FAULT_STATS`
-//! each time a device is destroyed (running totals over all devices of the process).
+//! each time a device is destroyed or lost (running totals over all devices of the process).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +9,10 @@ static SUBMITS: AtomicU64 = AtomicU64::new(0);
 static FAULTS: AtomicU64 = AtomicU64::new(0);
 static REPLAYS: AtomicU64 = AtomicU64::new(0);
 static LOST: AtomicU64 = AtomicU64::new(0);
+static ANALYSED: AtomicU64 = AtomicU64::new(0);
+static RESTARTABLE: AtomicU64 = AtomicU64::new(0);
+static SCRAMBLED: AtomicU64 = AtomicU64::new(0);
+static SCRAMBLE_FAILED: AtomicU64 = AtomicU64::new(0);
 static REASONS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
 
 /// A device made `n` queue submissions (`vkQueueSubmit`/`vkQueueSubmit2` calls); added when
@@ -32,31 +36,60 @@ pub fn device_lost() {
     LOST.fetch_add(1, Ordering::Relaxed);
 }
 
-/// A submission hit by a neighbour fault was not restartable for `reason`.
-pub fn not_restartable(reason: &str) {
+/// The census: a submission hit by a neighbour fault was analysed; `reasons` is empty when it
+/// is restartable, otherwise each reason is counted once.
+pub fn analysed(reasons: &[&str]) {
+    ANALYSED.fetch_add(1, Ordering::Relaxed);
+    if reasons.is_empty() {
+        RESTARTABLE.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let mut m = REASONS.lock().unwrap_or_else(|e| e.into_inner());
-    *m.entry(reason.to_string()).or_insert(0) += 1;
+    for r in reasons {
+        *m.entry(r.to_string()).or_insert(0) += 1;
+    }
 }
 
-/// The running totals as a JSON object.
-pub fn to_json() -> serde_json::Value {
+/// A scramble before a replay wrote `bytes` bytes of garbage.
+pub fn scrambled(bytes: u64) {
+    SCRAMBLED.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// A scramble could not be done (the fault became a device loss).
+pub fn scramble_failed() {
+    SCRAMBLE_FAILED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The running totals as a JSON object, counting `live` submissions of devices not destroyed
+/// yet.
+pub fn to_json(live: u64) -> serde_json::Value {
     let reasons = REASONS.lock().unwrap_or_else(|e| e.into_inner()).clone();
     serde_json::json!({
-        "submits": SUBMITS.load(Ordering::Relaxed),
+        "submits": SUBMITS.load(Ordering::Relaxed) + live,
         "faults_injected": FAULTS.load(Ordering::Relaxed),
         "replays": REPLAYS.load(Ordering::Relaxed),
         "devices_lost": LOST.load(Ordering::Relaxed),
+        "analysed": ANALYSED.load(Ordering::Relaxed),
+        "restartable": RESTARTABLE.load(Ordering::Relaxed),
         "not_restartable_reasons": reasons,
+        "scrambled_bytes": SCRAMBLED.load(Ordering::Relaxed),
+        "scramble_failures": SCRAMBLE_FAILED.load(Ordering::Relaxed),
     })
 }
 
 /// Rewrites the file named by `AGX_FAULT_STATS` (if set) with the running totals. Errors go to
 /// stderr; they never fail the Vulkan call.
 pub fn write_file() {
+    write_file_with(0);
+}
+
+/// Rewrites the statistics file, counting `live` submissions of a device still alive (when a
+/// device is lost: an application may abort before destroying it).
+pub fn write_file_with(live: u64) {
     let Some(path) = std::env::var_os("AGX_FAULT_STATS") else {
         return;
     };
-    let text = to_json().to_string();
+    let text = to_json(live).to_string();
     // Write then rename, so a reader never sees a half-written file.
     let mut tmp = path.clone();
     tmp.push(".tmp");

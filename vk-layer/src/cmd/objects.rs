@@ -1,16 +1,14 @@
 //! Tracking hooks for objects: memory, bindings, views, render passes, pipelines, shader
 //! modules and descriptor sets.
 
-use std::collections::HashMap;
-
 use ash::vk;
 use ash::vk::Handle;
 
 use crate::dispatch::{chain, guard, lock, next, slice, DeviceState};
 use crate::spirv::{self, ShaderEffects};
 use crate::track::{
-    AttDesc, Binding, Buffer, DescKind, DescRes, DescSet, Memory, Pipeline, RenderPassDesc,
-    Subpass, Tracker, WHOLE_SIZE,
+    AttDesc, Binding, Buffer, DescSet, Memory, Pipeline, RenderPassDesc, Subpass, Template,
+    TemplateEntry, Tracker,
 };
 
 use super::*;
@@ -29,7 +27,7 @@ obj_hook! {
             .get(i.memory_type_index as usize)
             .map(|m| m.property_flags)
             .unwrap_or_default();
-        t.memories.insert((*out).as_raw(), Memory {
+        t.objects.memories.insert((*out).as_raw(), Memory {
             size: i.allocation_size,
             type_index: i.memory_type_index,
             host_visible: flags.contains(vk::MemoryPropertyFlags::HOST_VISIBLE),
@@ -43,7 +41,7 @@ void_hook! {
     /// `vkFreeMemory`.
     fn free_memory(device, mem: vk::DeviceMemory, alloc: *const vk::AllocationCallbacks<'_>)
         => free_memory;
-    |t| { t.memories.remove(&mem.as_raw()); }
+    |t| { t.objects.memories.remove(&mem.as_raw()); }
 }
 
 obj_hook! {
@@ -51,7 +49,7 @@ obj_hook! {
     fn map_memory(device, mem: vk::DeviceMemory, offset: u64, size: u64,
         flags: vk::MemoryMapFlags, out: *mut *mut std::ffi::c_void) => map_memory;
     |dev, t| {
-        if let Some(m) = t.memories.get_mut(&mem.as_raw()) {
+        if let Some(m) = t.objects.memories.get_mut(&mem.as_raw()) {
             m.app_map = Some((*out as usize, offset, size));
         }
     }
@@ -61,7 +59,7 @@ void_hook! {
     /// `vkUnmapMemory`.
     fn unmap_memory(device, mem: vk::DeviceMemory) => unmap_memory;
     |t| {
-        if let Some(m) = t.memories.get_mut(&mem.as_raw()) {
+        if let Some(m) = t.objects.memories.get_mut(&mem.as_raw()) {
             m.app_map = None;
         }
     }
@@ -71,18 +69,18 @@ obj_hook! {
     /// `vkCreateBuffer`.
     fn create_buffer(device, info: *const vk::BufferCreateInfo<'_>,
         alloc: *const vk::AllocationCallbacks<'_>, out: *mut vk::Buffer) => create_buffer;
-    |dev, t| { t.buffers.insert((*out).as_raw(), Buffer { size: (*info).size, binding: None }); }
+    |dev, t| { t.objects.buffers.insert((*out).as_raw(), Buffer { size: (*info).size, binding: None }); }
 }
 
 void_hook! {
     /// `vkDestroyBuffer`.
     fn destroy_buffer(device, b: vk::Buffer, alloc: *const vk::AllocationCallbacks<'_>)
         => destroy_buffer;
-    |t| { t.buffers.remove(&b.as_raw()); }
+    |t| { t.objects.buffers.remove(&b.as_raw()); }
 }
 
 fn bind_buffer(t: &mut Tracker, b: vk::Buffer, mem: vk::DeviceMemory, offset: u64) {
-    if let Some(buf) = t.buffers.get_mut(&b.as_raw()) {
+    if let Some(buf) = t.objects.buffers.get_mut(&b.as_raw()) {
         buf.binding = Some(Binding {
             memory: mem.as_raw(),
             offset,
@@ -113,14 +111,14 @@ obj_hook! {
     /// `vkCreateImage`.
     fn create_image(device, info: *const vk::ImageCreateInfo<'_>,
         alloc: *const vk::AllocationCallbacks<'_>, out: *mut vk::Image) => create_image;
-    |dev, t| { t.images.insert((*out).as_raw(), None); }
+    |dev, t| { t.objects.images.insert((*out).as_raw(), None); }
 }
 
 void_hook! {
     /// `vkDestroyImage`.
     fn destroy_image(device, i: vk::Image, alloc: *const vk::AllocationCallbacks<'_>)
         => destroy_image;
-    |t| { t.images.remove(&i.as_raw()); }
+    |t| { t.objects.images.remove(&i.as_raw()); }
 }
 
 /// # Safety
@@ -135,7 +133,7 @@ unsafe fn bind_image(
     let mut req = vk::MemoryRequirements::default();
     // SAFETY: valid image (caller).
     unsafe { next!(dev, get_image_memory_requirements)(dev.handle, image, &mut req) };
-    if let Some(slot) = t.images.get_mut(&image.as_raw()) {
+    if let Some(slot) = t.objects.images.get_mut(&image.as_raw()) {
         *slot = Some(Binding {
             memory: mem.as_raw(),
             offset,
@@ -166,14 +164,14 @@ obj_hook! {
     /// `vkCreateImageView`.
     fn create_image_view(device, info: *const vk::ImageViewCreateInfo<'_>,
         alloc: *const vk::AllocationCallbacks<'_>, out: *mut vk::ImageView) => create_image_view;
-    |dev, t| { t.views.insert((*out).as_raw(), (*info).image.as_raw()); }
+    |dev, t| { t.objects.views.insert((*out).as_raw(), (*info).image.as_raw()); }
 }
 
 void_hook! {
     /// `vkDestroyImageView`.
     fn destroy_image_view(device, v: vk::ImageView, alloc: *const vk::AllocationCallbacks<'_>)
         => destroy_image_view;
-    |t| { t.views.remove(&v.as_raw()); }
+    |t| { t.objects.views.remove(&v.as_raw()); }
 }
 
 obj_hook! {
@@ -182,7 +180,7 @@ obj_hook! {
         alloc: *const vk::AllocationCallbacks<'_>, out: *mut vk::BufferView) => create_buffer_view;
     |dev, t| {
         let i = &*info;
-        t.buffer_views.insert((*out).as_raw(), (i.buffer.as_raw(), i.offset, i.range));
+        t.objects.buffer_views.insert((*out).as_raw(), (i.buffer.as_raw(), i.offset, i.range));
     }
 }
 
@@ -190,7 +188,7 @@ void_hook! {
     /// `vkDestroyBufferView`.
     fn destroy_buffer_view(device, v: vk::BufferView, alloc: *const vk::AllocationCallbacks<'_>)
         => destroy_buffer_view;
-    |t| { t.buffer_views.remove(&v.as_raw()); }
+    |t| { t.objects.buffer_views.remove(&v.as_raw()); }
 }
 
 /// The render pass description of a `VkRenderPassCreateInfo` or `VkRenderPassCreateInfo2`
@@ -205,6 +203,8 @@ macro_rules! render_pass_desc {
                 store: store_op(a.store_op),
                 stencil_load: load_op(a.stencil_load_op),
                 stencil_store: store_op(a.stencil_store_op),
+                writes: store_writes(a.store_op)
+                    || (is_depth_stencil(a.format) && store_writes(a.stencil_store_op)),
                 depth_stencil: is_depth_stencil(a.format),
             })
             .collect();
@@ -247,7 +247,7 @@ obj_hook! {
         alloc: *const vk::AllocationCallbacks<'_>, out: *mut vk::RenderPass) => create_render_pass;
     |dev, t| {
         let desc = render_pass_desc!(&*info, vk::AttachmentReference);
-        t.render_passes.insert((*out).as_raw(), desc);
+        t.objects.render_passes.insert((*out).as_raw(), desc);
     }
 }
 
@@ -257,7 +257,7 @@ obj_hook! {
         alloc: *const vk::AllocationCallbacks<'_>, out: *mut vk::RenderPass) => create_render_pass2;
     |dev, t| {
         let desc = render_pass_desc!(&*info, vk::AttachmentReference2<'_>);
-        t.render_passes.insert((*out).as_raw(), desc);
+        t.objects.render_passes.insert((*out).as_raw(), desc);
     }
 }
 
@@ -265,7 +265,7 @@ void_hook! {
     /// `vkDestroyRenderPass`.
     fn destroy_render_pass(device, rp: vk::RenderPass, alloc: *const vk::AllocationCallbacks<'_>)
         => destroy_render_pass;
-    |t| { t.render_passes.remove(&rp.as_raw()); }
+    |t| { t.objects.render_passes.remove(&rp.as_raw()); }
 }
 
 obj_hook! {
@@ -279,7 +279,7 @@ obj_hook! {
         } else {
             slice(i.p_attachments, i.attachment_count).iter().map(|v| v.as_raw()).collect()
         };
-        t.framebuffers.insert((*out).as_raw(), views);
+        t.objects.framebuffers.insert((*out).as_raw(), views);
     }
 }
 
@@ -287,7 +287,7 @@ void_hook! {
     /// `vkDestroyFramebuffer`.
     fn destroy_framebuffer(device, fb: vk::Framebuffer, alloc: *const vk::AllocationCallbacks<'_>)
         => destroy_framebuffer;
-    |t| { t.framebuffers.remove(&fb.as_raw()); }
+    |t| { t.objects.framebuffers.remove(&fb.as_raw()); }
 }
 
 obj_hook! {
@@ -297,7 +297,7 @@ obj_hook! {
     |dev, t| {
         let i = &*info;
         let words = slice(i.p_code, (i.code_size / 4) as u32);
-        t.shaders.insert((*out).as_raw(), spirv::scan(words));
+        t.objects.shaders.insert((*out).as_raw(), spirv::scan(words));
     }
 }
 
@@ -305,7 +305,7 @@ void_hook! {
     /// `vkDestroyShaderModule`.
     fn destroy_shader_module(device, m: vk::ShaderModule, alloc: *const vk::AllocationCallbacks<'_>)
         => destroy_shader_module;
-    |t| { t.shaders.remove(&m.as_raw()); }
+    |t| { t.objects.shaders.remove(&m.as_raw()); }
 }
 
 /// The effects of a pipeline's stages.
@@ -334,7 +334,8 @@ unsafe fn stage_effects(
                 })
                 .unwrap_or(ShaderEffects::UNKNOWN)
         } else {
-            t.shaders
+            t.objects
+                .shaders
                 .get(&s.module.as_raw())
                 .copied()
                 .unwrap_or(ShaderEffects::UNKNOWN)
@@ -353,13 +354,20 @@ obj_hook! {
         for (k, i) in slice(infos, n).iter().enumerate() {
             let fx = stage_effects(t, slice(i.p_stages, i.stage_count));
             let mut p = Pipeline { fx, ..Pipeline::default() };
+            // A graphics pipeline library only defines (and only its creator fills) its parts.
+            let parts = chain(i.p_next)
+                .find(|&c| (*c).s_type == vk::StructureType::GRAPHICS_PIPELINE_LIBRARY_CREATE_INFO_EXT)
+                .map(|c| (*(c as *const vk::GraphicsPipelineLibraryCreateInfoEXT<'_>)).flags);
+            let has = |f: vk::GraphicsPipelineLibraryFlagsEXT| parts.is_none_or(|p| p.contains(f));
+            let output = has(vk::GraphicsPipelineLibraryFlagsEXT::FRAGMENT_OUTPUT_INTERFACE);
+            let fragment = has(vk::GraphicsPipelineLibraryFlagsEXT::FRAGMENT_SHADER);
             let dynamic: Vec<vk::DynamicState> = if i.p_dynamic_state.is_null() {
                 Vec::new()
             } else {
                 let d = &*i.p_dynamic_state;
                 slice(d.p_dynamic_states, d.dynamic_state_count).to_vec()
             };
-            if !i.p_color_blend_state.is_null() {
+            if output && !i.p_color_blend_state.is_null() {
                 let cb = &*i.p_color_blend_state;
                 p.blend_all = cb.logic_op_enable != 0;
                 p.blend = slice(cb.p_attachments, cb.attachment_count)
@@ -378,7 +386,7 @@ obj_hook! {
             }) {
                 p.blend_all = true;
             }
-            if !i.p_depth_stencil_state.is_null() {
+            if fragment && !i.p_depth_stencil_state.is_null() {
                 let ds = &*i.p_depth_stencil_state;
                 p.depth_write = (ds.depth_test_enable != 0 && ds.depth_write_enable != 0)
                     || ds.stencil_test_enable != 0;
@@ -394,7 +402,29 @@ obj_hook! {
             }) {
                 p.depth_write = true;
             }
-            t.pipelines.insert((*out.add(k)).as_raw(), p);
+            link_libraries(t, &mut p, i.p_next);
+            t.objects.pipelines.insert((*out.add(k)).as_raw(), p);
+        }
+    }
+}
+
+/// Adds the effects of the pipeline libraries a pipeline is linked from.
+///
+/// # Safety
+/// `next` must be the head of a valid create-info chain.
+unsafe fn link_libraries(t: &Tracker, p: &mut Pipeline, next: *const std::ffi::c_void) {
+    // SAFETY: a valid chain (caller); members cast by their sType.
+    unsafe {
+        for c in chain(next) {
+            if (*c).s_type == vk::StructureType::PIPELINE_LIBRARY_CREATE_INFO_KHR {
+                let l = &*(c as *const vk::PipelineLibraryCreateInfoKHR<'_>);
+                for lib in slice(l.p_libraries, l.library_count) {
+                    match t.objects.pipelines.get(&lib.as_raw()) {
+                        Some(lp) => p.link(lp),
+                        None => p.fx = crate::spirv::ShaderEffects::UNKNOWN,
+                    }
+                }
+            }
         }
     }
 }
@@ -407,7 +437,7 @@ obj_hook! {
     |dev, t| {
         for (k, i) in slice(infos, n).iter().enumerate() {
             let fx = stage_effects(t, std::slice::from_ref(&i.stage));
-            t.pipelines.insert((*out.add(k)).as_raw(), Pipeline { fx, ..Pipeline::default() });
+            t.objects.pipelines.insert((*out.add(k)).as_raw(), Pipeline { fx, ..Pipeline::default() });
         }
     }
 }
@@ -416,7 +446,7 @@ void_hook! {
     /// `vkDestroyPipeline`.
     fn destroy_pipeline(device, p: vk::Pipeline, alloc: *const vk::AllocationCallbacks<'_>)
         => destroy_pipeline;
-    |t| { t.pipelines.remove(&p.as_raw()); }
+    |t| { t.objects.pipelines.remove(&p.as_raw()); }
 }
 
 obj_hook! {
@@ -425,7 +455,7 @@ obj_hook! {
         out: *mut vk::DescriptorSet) => allocate_descriptor_sets;
     |dev, t| {
         for s in slice(out, (*info).descriptor_set_count) {
-            t.sets.insert(s.as_raw(), DescSet::default());
+            t.objects.sets.insert(s.as_raw(), DescSet::default());
         }
     }
 }
@@ -447,81 +477,25 @@ pub unsafe extern "system" fn update_descriptor_sets(
                 return;
             }
             let t: &mut Tracker = &mut lock(&dev.tracker);
-            for w in slice(writes, nw) {
-                let kind = desc_kind(w.descriptor_type);
-                let dynamic = matches!(
-                    w.descriptor_type,
-                    vk::DescriptorType::UNIFORM_BUFFER_DYNAMIC
-                        | vk::DescriptorType::STORAGE_BUFFER_DYNAMIC
-                );
-                let mut entries: Vec<DescRes> = Vec::new();
-                let n = w.descriptor_count;
-                match w.descriptor_type {
-                    vk::DescriptorType::UNIFORM_BUFFER
-                    | vk::DescriptorType::UNIFORM_BUFFER_DYNAMIC
-                    | vk::DescriptorType::STORAGE_BUFFER
-                    | vk::DescriptorType::STORAGE_BUFFER_DYNAMIC => {
-                        for b in slice(w.p_buffer_info, n) {
-                            entries.push(if b.buffer == vk::Buffer::null() {
-                                DescRes::None
-                            } else if dynamic {
-                                // Dynamic offsets move the range: the whole buffer.
-                                DescRes::Buffer {
-                                    buffer: b.buffer.as_raw(),
-                                    offset: 0,
-                                    range: WHOLE_SIZE,
-                                }
-                            } else {
-                                DescRes::Buffer {
-                                    buffer: b.buffer.as_raw(),
-                                    offset: b.offset,
-                                    range: b.range,
-                                }
-                            });
-                        }
-                    }
-                    vk::DescriptorType::SAMPLED_IMAGE
-                    | vk::DescriptorType::COMBINED_IMAGE_SAMPLER
-                    | vk::DescriptorType::STORAGE_IMAGE
-                    | vk::DescriptorType::INPUT_ATTACHMENT => {
-                        for i in slice(w.p_image_info, n) {
-                            entries.push(if i.image_view == vk::ImageView::null() {
-                                DescRes::None
-                            } else {
-                                DescRes::ImageView(i.image_view.as_raw())
-                            });
-                        }
-                    }
-                    vk::DescriptorType::UNIFORM_TEXEL_BUFFER
-                    | vk::DescriptorType::STORAGE_TEXEL_BUFFER => {
-                        for v in slice(w.p_texel_buffer_view, n) {
-                            entries.push(if *v == vk::BufferView::null() {
-                                DescRes::None
-                            } else {
-                                DescRes::BufferView(v.as_raw())
-                            });
-                        }
-                    }
-                    _ => entries = vec![DescRes::None; n as usize],
-                }
-                let set = t.sets.entry(w.dst_set.as_raw()).or_default();
-                // Consecutive bindings: the tracker keys by (binding, element) and does not
-                // know binding sizes, so overflow into the next binding keeps the element index.
-                for (k, e) in entries.into_iter().enumerate() {
-                    set.slots
-                        .insert((w.dst_binding, w.dst_array_element + k as u32), (kind, e));
-                }
+            let list = slice(writes, nw);
+            for w in list {
+                let set = t.objects.sets.entry(w.dst_set.as_raw()).or_default();
+                apply_writes(set, std::slice::from_ref(w));
             }
             for c in slice(copies, nc) {
-                let src: HashMap<(u32, u32), (DescKind, DescRes)> =
-                    match t.sets.get(&c.src_set.as_raw()) {
+                let src: crate::track::Map<(u32, u32), _> =
+                    match t.objects.sets.get(&c.src_set.as_raw()) {
                         Some(s) if !s.unknown => s.slots.clone(),
                         _ => {
-                            t.sets.entry(c.dst_set.as_raw()).or_default().unknown = true;
+                            t.objects
+                                .sets
+                                .entry(c.dst_set.as_raw())
+                                .or_default()
+                                .unknown = true;
                             continue;
                         }
                     };
-                let dst = t.sets.entry(c.dst_set.as_raw()).or_default();
+                let dst = t.objects.sets.entry(c.dst_set.as_raw()).or_default();
                 for k in 0..c.descriptor_count {
                     let from = (c.src_binding, c.src_array_element + k);
                     let to = (c.dst_binding, c.dst_array_element + k);
@@ -539,12 +513,55 @@ pub unsafe extern "system" fn update_descriptor_sets(
     })
 }
 
+obj_hook! {
+    /// `vkCreateDescriptorUpdateTemplate` (and the KHR alias): decodes its entries.
+    fn create_descriptor_update_template(device,
+        info: *const vk::DescriptorUpdateTemplateCreateInfo<'_>,
+        alloc: *const vk::AllocationCallbacks<'_>, out: *mut vk::DescriptorUpdateTemplate)
+        => create_descriptor_update_template;
+    |dev, t| {
+        let i = &*info;
+        let entries = slice(i.p_descriptor_update_entries, i.descriptor_update_entry_count)
+            .iter()
+            .map(|e| TemplateEntry {
+                binding: e.dst_binding,
+                element: e.dst_array_element,
+                count: e.descriptor_count,
+                ty: e.descriptor_type.as_raw(),
+                offset: e.offset,
+                stride: e.stride,
+            })
+            .collect();
+        let bind_point = if i.template_type == vk::DescriptorUpdateTemplateType::PUSH_DESCRIPTORS_KHR {
+            bp_index(i.pipeline_bind_point)
+        } else {
+            None
+        };
+        t.objects.templates.insert((*out).as_raw(), Template { entries, bind_point });
+    }
+}
+
 void_hook! {
-    /// `vkUpdateDescriptorSetWithTemplate`: not followed; the set becomes unknown.
+    /// `vkDestroyDescriptorUpdateTemplate` (and the KHR alias).
+    fn destroy_descriptor_update_template(device, tmpl: vk::DescriptorUpdateTemplate,
+        alloc: *const vk::AllocationCallbacks<'_>) => destroy_descriptor_update_template;
+    |t| { t.objects.templates.remove(&tmpl.as_raw()); }
+}
+
+void_hook! {
+    /// `vkUpdateDescriptorSetWithTemplate` (and the KHR alias): decodes the data with the
+    /// template's entries (an unknown template makes the set unknown).
     fn update_descriptor_set_with_template(device, set: vk::DescriptorSet,
         tmpl: vk::DescriptorUpdateTemplate, data: *const std::ffi::c_void)
         => update_descriptor_set_with_template;
-    |t| { t.sets.entry(set.as_raw()).or_default().unknown = true; }
+    |t| {
+        let tm = t.objects.templates.get(&tmpl.as_raw()).cloned();
+        let s = t.objects.sets.entry(set.as_raw()).or_default();
+        match tm {
+            Some(tm) => apply_template(s, &tm, data),
+            None => s.unknown = true,
+        }
+    }
 }
 
 void_hook! {

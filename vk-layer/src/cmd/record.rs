@@ -6,7 +6,7 @@ use ash::vk::Handle;
 use agx_winsys::analysis::{AccessKind, Cause};
 
 use crate::dispatch::{chain, guard, lock, next, slice};
-use crate::track::{Tracker, WHOLE_SIZE};
+use crate::track::{DescSet, EventOp, Reach, Tracker};
 
 use super::*;
 
@@ -23,13 +23,17 @@ pub unsafe extern "system" fn begin_command_buffer(
             let Some(dev) = dev_of(cb) else {
                 return vk::Result::ERROR_UNKNOWN;
             };
-            let r = next!(dev, begin_command_buffer)(cb, info);
-            if r == vk::Result::SUCCESS && dev.track {
-                let i = &*info;
+            if !dev.track {
+                return next!(dev, begin_command_buffer)(cb, info);
+            }
+            // A replay submits the command buffer again: legal only without ONE_TIME_SUBMIT.
+            // The kernel replays below the API, where the flag does not exist.
+            let mut i = *info;
+            i.flags &= !vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT;
+            let r = next!(dev, begin_command_buffer)(cb, &i);
+            if r == vk::Result::SUCCESS {
                 lock(&dev.tracker).begin(
                     cb.as_raw(),
-                    i.flags
-                        .contains(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT),
                     i.flags
                         .contains(vk::CommandBufferUsageFlags::RENDER_PASS_CONTINUE),
                 );
@@ -69,6 +73,7 @@ unsafe fn begin_pass(
     // SAFETY: valid (caller).
     let i = unsafe { &*info };
     let mut views = t
+        .objects
         .framebuffers
         .get(&i.framebuffer.as_raw())
         .cloned()
@@ -143,20 +148,28 @@ cmd_hook! {
                     .then_some(a.resolve_image_view.as_raw()),
                     load_op(a.load_op),
                     store_op(a.store_op),
+                    store_writes(a.store_op),
                 )
             })
             .collect();
         let mut depth = Vec::new();
         for p in [i.p_depth_attachment, i.p_stencil_attachment] {
             if !p.is_null() && (*p).image_view != vk::ImageView::null() {
-                depth.push(((*p).image_view.as_raw(), load_op((*p).load_op), store_op((*p).store_op)));
+                depth.push((
+                    (*p).image_view.as_raw(),
+                    load_op((*p).load_op),
+                    store_op((*p).store_op),
+                    store_writes((*p).store_op),
+                ));
             }
         }
-        if i.flags.contains(vk::RenderingFlags::RESUMING) {
-            // A resumed pass loads what the suspended one left: model as unknown.
-            t.unknown(cb.as_raw());
-        }
-        t.begin_rendering(cb.as_raw(), &colors, &depth);
+        t.begin_rendering(
+            cb.as_raw(),
+            &colors,
+            &depth,
+            i.flags.contains(vk::RenderingFlags::SUSPENDING),
+            i.flags.contains(vk::RenderingFlags::RESUMING),
+        );
     }
 }
 
@@ -171,7 +184,7 @@ cmd_hook! {
     fn cmd_bind_pipeline(cb, bp: vk::PipelineBindPoint, p: vk::Pipeline) => cmd_bind_pipeline;
     |t| match bp_index(bp) {
         Some(i) => t.bind_pipeline(cb.as_raw(), i, p.as_raw()),
-        None => t.unknown(cb.as_raw()),
+        None => t.unknown(cb.as_raw(), "vkCmdBindPipeline(bind point)"),
     }
 }
 
@@ -185,21 +198,58 @@ cmd_hook! {
             let raw: Vec<u64> = slice(sets, n).iter().map(|s| s.as_raw()).collect();
             t.bind_sets(cb.as_raw(), i, first, &raw);
         }
-        None => t.unknown(cb.as_raw()),
+        None => t.unknown(cb.as_raw(), "vkCmdBindDescriptorSets(bind point)"),
     }
 }
 
 cmd_hook! {
-    /// `vkCmdPushDescriptorSetKHR`: not followed (unknown).
+    /// `vkCmdPushDescriptorSetKHR`.
     fn cmd_push_descriptor_set_khr(cb, bp: vk::PipelineBindPoint, layout: vk::PipelineLayout,
         set: u32, n: u32, writes: *const vk::WriteDescriptorSet<'_>) => cmd_push_descriptor_set_khr;
-    |t| t.unknown(cb.as_raw())
+    |t| match bp_index(bp) {
+        Some(i) => {
+            let mut d = DescSet::default();
+            apply_writes(&mut d, slice(writes, n));
+            t.push_descriptors(cb.as_raw(), i, set, &d);
+        }
+        None => t.unknown(cb.as_raw(), "vkCmdPushDescriptorSetKHR(bind point)"),
+    }
+}
+
+cmd_hook! {
+    /// `vkCmdPushDescriptorSetWithTemplateKHR`.
+    fn cmd_push_descriptor_set_with_template_khr(cb, tmpl: vk::DescriptorUpdateTemplate,
+        layout: vk::PipelineLayout, set: u32, data: *const std::ffi::c_void)
+        => cmd_push_descriptor_set_with_template_khr;
+    |t| match t.objects.templates.get(&tmpl.as_raw()).cloned() {
+        Some(tm) if tm.bind_point.is_some() => {
+            let mut d = DescSet::default();
+            apply_template(&mut d, &tm, data);
+            t.push_descriptors(cb.as_raw(), tm.bind_point.unwrap_or(GRAPHICS), set, &d);
+        }
+        _ => t.unknown(cb.as_raw(), "vkCmdPushDescriptorSetWithTemplateKHR(template)"),
+    }
 }
 
 cmd_hook! {
     /// `vkCmdBindVertexBuffers`.
     fn cmd_bind_vertex_buffers(cb, first: u32, n: u32, bufs: *const vk::Buffer, offs: *const u64)
         => cmd_bind_vertex_buffers;
+    |t| {
+        let v: Vec<(u64, u64)> = slice(bufs, n)
+            .iter()
+            .zip(slice(offs, n))
+            .map(|(b, o)| (b.as_raw(), *o))
+            .collect();
+        t.bind_vertex(cb.as_raw(), first, &v);
+    }
+}
+
+cmd_hook! {
+    /// `vkCmdBindVertexBuffers2` (and the EXT alias): sizes and strides do not matter to the
+    /// tracker (it reads from the offset to the buffer's end).
+    fn cmd_bind_vertex_buffers2(cb, first: u32, n: u32, bufs: *const vk::Buffer, offs: *const u64,
+        sizes: *const u64, strides: *const u64) => cmd_bind_vertex_buffers2;
     |t| {
         let v: Vec<(u64, u64)> = slice(bufs, n)
             .iter()
@@ -226,6 +276,44 @@ cmd_hook! {
     /// `vkCmdDrawIndexed`.
     fn cmd_draw_indexed(cb, a: u32, b: u32, c: u32, d: i32, e: u32) => cmd_draw_indexed;
     |t| t.draw(cb.as_raw(), true, &[])
+}
+
+cmd_hook! {
+    /// `vkCmdDrawMultiEXT`.
+    fn cmd_draw_multi_ext(cb, n: u32, info: *const vk::MultiDrawInfoEXT, inst: u32, first: u32,
+        stride: u32) => cmd_draw_multi_ext;
+    |t| t.draw(cb.as_raw(), false, &[])
+}
+
+cmd_hook! {
+    /// `vkCmdDrawMultiIndexedEXT`.
+    fn cmd_draw_multi_indexed_ext(cb, n: u32, info: *const vk::MultiDrawIndexedInfoEXT, inst: u32,
+        first: u32, stride: u32, off: *const i32) => cmd_draw_multi_indexed_ext;
+    |t| t.draw(cb.as_raw(), true, &[])
+}
+
+cmd_hook! {
+    /// `vkCmdClearAttachments`: writes attachments of the current pass.
+    fn cmd_clear_attachments(cb, n: u32, atts: *const vk::ClearAttachment, nr: u32,
+        rects: *const vk::ClearRect) => cmd_clear_attachments;
+    |t| {
+        let depth = slice(atts, n).iter().any(|a| {
+            a.aspect_mask
+                .intersects(vk::ImageAspectFlags::DEPTH | vk::ImageAspectFlags::STENCIL)
+        });
+        t.clear_attachments(cb.as_raw(), depth);
+    }
+}
+
+cmd_hook! {
+    /// `vkCmdBeginConditionalRenderingEXT`: reads the predicate.
+    fn cmd_begin_conditional_rendering_ext(cb,
+        info: *const vk::ConditionalRenderingBeginInfoEXT<'_>) => cmd_begin_conditional_rendering_ext;
+    |t| {
+        let i = &*info;
+        let r = t.objects.buffer_region(i.buffer.as_raw(), i.offset, 4);
+        t.access(cb.as_raw(), AccessKind::Read, r, Cause::Transfer);
+    }
 }
 
 cmd_hook! {
@@ -262,6 +350,12 @@ cmd_hook! {
 }
 
 cmd_hook! {
+    /// `vkCmdDispatchBase` (and the KHR alias).
+    fn cmd_dispatch_base(cb, bx: u32, by: u32, bz: u32, x: u32, y: u32, z: u32) => cmd_dispatch_base;
+    |t| t.dispatch(cb.as_raw(), None)
+}
+
+cmd_hook! {
     /// `vkCmdDispatchIndirect`.
     fn cmd_dispatch_indirect(cb, b: vk::Buffer, off: u64) => cmd_dispatch_indirect;
     |t| t.dispatch(cb.as_raw(), Some((b.as_raw(), off)))
@@ -272,12 +366,14 @@ cmd_hook! {
     fn cmd_copy_buffer(cb, src: vk::Buffer, dst: vk::Buffer, n: u32, regions: *const vk::BufferCopy)
         => cmd_copy_buffer;
     |t| {
+        let o = &t.objects;
         let mut list = Vec::new();
         for r in slice(regions, n) {
-            list.push((AccessKind::Read, t.buffer_region(src.as_raw(), r.src_offset, r.size), Cause::Transfer));
-            list.push((AccessKind::Write, t.buffer_region(dst.as_raw(), r.dst_offset, r.size), Cause::Transfer));
+            list.push((AccessKind::Read, o.buffer_region(src.as_raw(), r.src_offset, r.size), Cause::Transfer));
+            list.push((AccessKind::Write, o.buffer_region(dst.as_raw(), r.dst_offset, r.size), Cause::Transfer));
         }
         t.accesses(cb.as_raw(), &list);
+        t.reach(cb.as_raw(), Reach::Buffer(dst.as_raw()));
     }
 }
 
@@ -286,12 +382,14 @@ cmd_hook! {
     fn cmd_copy_buffer2(cb, info: *const vk::CopyBufferInfo2<'_>) => cmd_copy_buffer2;
     |t| {
         let i = &*info;
+        let o = &t.objects;
         let mut list = Vec::new();
         for r in slice(i.p_regions, i.region_count) {
-            list.push((AccessKind::Read, t.buffer_region(i.src_buffer.as_raw(), r.src_offset, r.size), Cause::Transfer));
-            list.push((AccessKind::Write, t.buffer_region(i.dst_buffer.as_raw(), r.dst_offset, r.size), Cause::Transfer));
+            list.push((AccessKind::Read, o.buffer_region(i.src_buffer.as_raw(), r.src_offset, r.size), Cause::Transfer));
+            list.push((AccessKind::Write, o.buffer_region(i.dst_buffer.as_raw(), r.dst_offset, r.size), Cause::Transfer));
         }
         t.accesses(cb.as_raw(), &list);
+        t.reach(cb.as_raw(), Reach::Buffer(i.dst_buffer.as_raw()));
     }
 }
 
@@ -300,16 +398,17 @@ fn image_transfer(t: &mut Tracker, cb: vk::CommandBuffer, src: vk::Image, dst: v
     let list = [
         (
             AccessKind::Read,
-            t.image_region(src.as_raw()),
+            t.objects.image_region(src.as_raw()),
             Cause::Transfer,
         ),
         (
             AccessKind::MayWrite,
-            t.image_region(dst.as_raw()),
+            t.objects.image_region(dst.as_raw()),
             Cause::Transfer,
         ),
     ];
     t.accesses(cb.as_raw(), &list);
+    t.reach(cb.as_raw(), Reach::Image(dst.as_raw()));
 }
 
 cmd_hook! {
@@ -360,8 +459,10 @@ fn buffer_image(
     img: vk::Image,
     to_image: bool,
 ) {
-    let b = t.buffer_region(buf.as_raw(), off, WHOLE_SIZE);
-    let i = t.image_region(img.as_raw());
+    let b = t
+        .objects
+        .buffer_region(buf.as_raw(), off, crate::track::WHOLE_SIZE);
+    let i = t.objects.image_region(img.as_raw());
     let list = if to_image {
         [
             (AccessKind::Read, b, Cause::Transfer),
@@ -374,6 +475,12 @@ fn buffer_image(
         ]
     };
     t.accesses(cb.as_raw(), &list);
+    let r = if to_image {
+        Reach::Image(img.as_raw())
+    } else {
+        Reach::Buffer(buf.as_raw())
+    };
+    t.reach(cb.as_raw(), r);
 }
 
 fn min_offset<'a>(it: impl Iterator<Item = &'a u64>) -> u64 {
@@ -427,8 +534,9 @@ cmd_hook! {
     fn cmd_update_buffer(cb, b: vk::Buffer, off: u64, size: u64, data: *const std::ffi::c_void)
         => cmd_update_buffer;
     |t| {
-        let r = t.buffer_region(b.as_raw(), off, size);
+        let r = t.objects.buffer_region(b.as_raw(), off, size);
         t.access(cb.as_raw(), AccessKind::Write, r, Cause::Transfer);
+        t.reach(cb.as_raw(), Reach::Buffer(b.as_raw()));
     }
 }
 
@@ -436,8 +544,9 @@ cmd_hook! {
     /// `vkCmdFillBuffer`.
     fn cmd_fill_buffer(cb, b: vk::Buffer, off: u64, size: u64, data: u32) => cmd_fill_buffer;
     |t| {
-        let r = t.buffer_region(b.as_raw(), off, size);
+        let r = t.objects.buffer_region(b.as_raw(), off, size);
         t.access(cb.as_raw(), AccessKind::Write, r, Cause::Transfer);
+        t.reach(cb.as_raw(), Reach::Buffer(b.as_raw()));
     }
 }
 
@@ -446,8 +555,9 @@ cmd_hook! {
     fn cmd_clear_color_image(cb, i: vk::Image, l: vk::ImageLayout, c: *const vk::ClearColorValue,
         n: u32, ranges: *const vk::ImageSubresourceRange) => cmd_clear_color_image;
     |t| {
-        let r = t.image_region(i.as_raw());
+        let r = t.objects.image_region(i.as_raw());
         t.access(cb.as_raw(), AccessKind::MayWrite, r, Cause::Transfer);
+        t.reach(cb.as_raw(), Reach::Image(i.as_raw()));
     }
 }
 
@@ -457,14 +567,22 @@ cmd_hook! {
         c: *const vk::ClearDepthStencilValue, n: u32, ranges: *const vk::ImageSubresourceRange)
         => cmd_clear_depth_stencil_image;
     |t| {
-        let r = t.image_region(i.as_raw());
+        let r = t.objects.image_region(i.as_raw());
         t.access(cb.as_raw(), AccessKind::MayWrite, r, Cause::Transfer);
+        t.reach(cb.as_raw(), Reach::Image(i.as_raw()));
     }
 }
 
 cmd_hook! {
     /// `vkCmdBeginQuery`.
     fn cmd_begin_query(cb, pool: vk::QueryPool, q: u32, flags: vk::QueryControlFlags) => cmd_begin_query;
+    |t| t.begin_query(cb.as_raw(), pool.as_raw(), q)
+}
+
+cmd_hook! {
+    /// `vkCmdBeginQueryIndexedEXT`.
+    fn cmd_begin_query_indexed_ext(cb, pool: vk::QueryPool, q: u32, flags: vk::QueryControlFlags,
+        index: u32) => cmd_begin_query_indexed_ext;
     |t| t.begin_query(cb.as_raw(), pool.as_raw(), q)
 }
 
@@ -508,9 +626,10 @@ cmd_hook! {
         let size = stride.saturating_mul(u64::from(n.max(1)));
         let list = [
             (AccessKind::Read, Some(q), Cause::Transfer),
-            (AccessKind::MayWrite, t.buffer_region(dst.as_raw(), off, size), Cause::Transfer),
+            (AccessKind::MayWrite, t.objects.buffer_region(dst.as_raw(), off, size), Cause::Transfer),
         ];
         t.accesses(cb.as_raw(), &list);
+        t.reach(cb.as_raw(), Reach::Buffer(dst.as_raw()));
     }
 }
 
@@ -520,5 +639,54 @@ cmd_hook! {
     |t| {
         let raw: Vec<u64> = slice(cbs, n).iter().map(|c| c.as_raw()).collect();
         t.execute(cb.as_raw(), &raw);
+    }
+}
+
+cmd_hook! {
+    /// `vkCmdSetEvent`.
+    fn cmd_set_event(cb, e: vk::Event, stages: vk::PipelineStageFlags) => cmd_set_event;
+    |t| t.event(cb.as_raw(), EventOp::Set, e.as_raw())
+}
+
+cmd_hook! {
+    /// `vkCmdSetEvent2` (and the KHR alias).
+    fn cmd_set_event2(cb, e: vk::Event, dep: *const vk::DependencyInfo<'_>) => cmd_set_event2;
+    |t| t.event(cb.as_raw(), EventOp::Set, e.as_raw())
+}
+
+cmd_hook! {
+    /// `vkCmdResetEvent`.
+    fn cmd_reset_event(cb, e: vk::Event, stages: vk::PipelineStageFlags) => cmd_reset_event;
+    |t| t.event(cb.as_raw(), EventOp::Reset, e.as_raw())
+}
+
+cmd_hook! {
+    /// `vkCmdResetEvent2` (and the KHR alias).
+    fn cmd_reset_event2(cb, e: vk::Event, stages: vk::PipelineStageFlags2) => cmd_reset_event2;
+    |t| t.event(cb.as_raw(), EventOp::Reset, e.as_raw())
+}
+
+cmd_hook! {
+    /// `vkCmdWaitEvents`.
+    #[allow(clippy::too_many_arguments)]
+    fn cmd_wait_events(cb, n: u32, events: *const vk::Event, src: vk::PipelineStageFlags,
+        dst: vk::PipelineStageFlags, nm: u32, mb: *const vk::MemoryBarrier<'_>, nb: u32,
+        bb: *const vk::BufferMemoryBarrier<'_>, ni: u32, ib: *const vk::ImageMemoryBarrier<'_>)
+        => cmd_wait_events;
+    |t| {
+        for e in slice(events, n) {
+            t.event(cb.as_raw(), EventOp::Wait, e.as_raw());
+        }
+    }
+}
+
+cmd_hook! {
+    /// `vkCmdWaitEvents2` (and the KHR alias).
+    fn cmd_wait_events2(cb, n: u32, events: *const vk::Event, deps: *const vk::DependencyInfo<'_>)
+        => cmd_wait_events2;
+    |t| {
+        for e in slice(events, n) {
+            t.event(cb.as_raw(), EventOp::Wait, e.as_raw());
+        }
     }
 }
