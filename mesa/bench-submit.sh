@@ -7,7 +7,8 @@
 #   Gallium     gl_robust --finish-every 0: the thread CPU time inside glFlush (each flush
 #               submits the frame's batch and cleans up finished ones)
 # Runs alternate upstream, patched, upstream, ... ROUNDS times (the machine is shared: side by
-# side in one run, compared by medians). Both include the render node's client side of each
+# side in one run; each round's patched run is compared with that round's upstream run, and the
+# table gives the median of those ratios). Both include the render node's client side of each
 # ioctl (the same for both builds), not the server's work.
 #
 #   mesa/bench-submit.sh [--rounds R] [--frames N]    (default 15 rounds of 3000)
@@ -37,14 +38,16 @@ for r in $(seq "$ROUNDS"); do
               vk_ns: $vk.submit_cpu_ns, gl_ns: $gl.flush_cpu_ns}' | tee -a "$out" >&2
     done
 done
-jq -rs --argjson rounds "$ROUNDS" --argjson frames "$FRAMES" '
+jq -rs '
     def median: sort | if length % 2 == 1 then .[length / 2 | floor]
                        else (.[length / 2 - 1] + .[length / 2]) / 2 end;
     def q(p): sort | .[(length - 1) * p | floor];
+    def us: . / 1000 * 100 | round / 100;
     if any(.[]; (.vk_ok and .gl_ok) | not) then error("a run failed") else . end
     | (map(select(.variant == "upstream"))) as $u | (map(select(.variant == "patched"))) as $p
     | [["honeykrisp, CPU per vkQueueSubmit", "vk_ns"], ["Gallium asahi, CPU per glFlush", "gl_ns"]][]
     | .[1] as $k
     | ($u | map(.[$k])) as $uu | ($p | map(.[$k])) as $pp
-    | "| \(.[0]) | \($uu | median | . / 1000 * 100 | round / 100) µs (\($uu | q(0.25) / 1000 * 100 | round / 100)-\($uu | q(0.75) / 1000 * 100 | round / 100)) | \($pp | median | . / 1000 * 100 | round / 100) µs (\($pp | q(0.25) / 1000 * 100 | round / 100)-\($pp | q(0.75) / 1000 * 100 | round / 100)) | \((($pp | median) / ($uu | median) - 1) * 1000 | round / 10)% |"
-' "$out" | { echo "| loop ($ROUNDS rounds of $FRAMES frames) | upstream median (quartiles) | patched median (quartiles) | patched vs upstream |"; echo "| --- | ---: | ---: | ---: |"; cat; }
+    | ([range($uu | length)] | map($pp[.] / $uu[.])) as $ratios
+    | "| \(.[0]) | \($uu | median | us) µs (\($uu | q(0.25) | us)-\($uu | q(0.75) | us)) | \($pp | median | us) µs (\($pp | q(0.25) | us)-\($pp | q(0.75) | us)) | \((($ratios | median) - 1) * 1000 | round / 10)% (\((($ratios | q(0.25)) - 1) * 1000 | round / 10)% to \((($ratios | q(0.75)) - 1) * 1000 | round / 10)%) |"
+' "$out" | { echo "| loop ($ROUNDS rounds of $FRAMES frames) | upstream median (quartiles) | patched median (quartiles) | patched vs upstream: median of the rounds' ratios (quartiles) |"; echo "| --- | ---: | ---: | ---: |"; cat; }
