@@ -262,6 +262,7 @@ unsafe fn analyse(c: &agx_ws_command_access) -> FfiResult<Verdict> {
 }
 
 /// Appends the bytes of `list` (plain data) to `key`, after its length.
+#[inline]
 fn push<T: bytemuck::Pod>(key: &mut Vec<u8>, list: &[T]) {
     key.extend_from_slice(&(list.len() as u32).to_le_bytes());
     key.extend_from_slice(bytemuck::cast_slice(list));
