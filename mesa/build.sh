@@ -116,17 +116,24 @@ declare -A MESA_DIR=([upstream]="$CACHE/mesa-$(mesa_key upstream)"
                      [patched]="$CACHE/mesa-$(mesa_key patched)")
 mkdir -p "$CACHE" "$CCACHE_DIR"
 
-# One builder at a time (checkouts may share the cache); a hit takes the lock only briefly.
-exec 9>"$CACHE/.lock"
-flock 9
+# A complete entry (one with its done mark) is never changed or removed again, so a hit needs
+# no lock and does not wait for someone else's build. Builders take the lock, one at a time
+# (checkouts may share the cache).
+if [ -f "${MESA_DIR[upstream]}/done" ] && [ -f "${MESA_DIR[patched]}/done" ] &&
+    [ -f "$SPIRV_DIR/done" ] && [ -f "$WINSYS_DIR/done" ]; then
+    build_needed=0
+else
+    build_needed=1
+    exec 9>"$CACHE/.lock"
+    flock 9
+    # Entries without a done mark are failed or interrupted builds (nobody builds them: we
+    # hold the lock); they can be large, so they go.
+    for d in "$CACHE"/spirv-tools-* "$CACHE"/agx-winsys-* "$CACHE"/mesa-*; do
+        [ -d "$d" ] && [ ! -f "$d/done" ] && rm -rf "$d"
+    done
+fi
 
-# Entries without a done mark are failed or interrupted builds (nobody builds them: we hold the
-# lock); they can be large, so they go.
-for d in "$CACHE"/spirv-tools-* "$CACHE"/agx-winsys-* "$CACHE"/mesa-*; do
-    [ -d "$d" ] && [ ! -f "$d/done" ] && rm -rf "$d"
-done
-
-if [ ! -x "$VENV/bin/meson" ]; then
+if [ "$build_needed" = 1 ] && [ ! -x "$VENV/bin/meson" ]; then
     say "creating $VENV (${PY_PINS[*]})"
     rm -rf "$VENV"
     python3 -m venv "$VENV"
@@ -184,7 +191,7 @@ for variant in upstream patched; do
     touch "$dir/done"
     say "$variant Mesa built in $((SECONDS - start)) s"
 done
-flock -u 9
+[ "$build_needed" = 0 ] || flock -u 9
 
 for variant in upstream patched; do
     prefix="${MESA_DIR[$variant]}/prefix"

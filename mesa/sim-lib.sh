@@ -1,4 +1,4 @@
-# Helpers for running the built Mesa on the simulated GPU, sourced by mesa/check-sim.sh,
+# Helpers for running the built Mesa on the simulated GPU, sourced by mesa/check-patched.sh,
 # mesa/experiment.sh and mesa/bench-submit.sh: a device server, the render node preload, the
 # evil neighbour, and the two test programs, upstream or patched.
 #
@@ -84,7 +84,7 @@ sim_evil() {
 # render node is preloaded into the program only), prints its summary line, or
 # {"crashed": true, "exit": N} when it printed none (an abort, a timeout). Programs run at a
 # lower priority than the server: its GPU clock thread follows the host clock, and starving it
-# would make the GPU's time jump (see mesa/check-sim.sh).
+# would make the GPU's time jump (see mesa/check-patched.sh).
 sim_run() {
     local f="$SIM_RUN/out.$BASHPID" rc=0 line
     timeout 120 nice -n 10 "$@" >"$f" 2>>"$SIM_RUN/programs.log" || rc=$?
@@ -123,6 +123,5 @@ sim_vk() {
 sim_node_stats() {
     cat "$1".* 2>/dev/null | jq -sc '{processes: length, submits: (map(.submits) | add // 0),
         accepted: (map(.accepted) | add // 0), commands: (map(.commands) | add // 0),
-        restartable: (map(.restartable) | add // 0),
-        injected: (map(.injected) | add // 0)}'
+        restartable: (map(.restartable) | add // 0)}'
 }

@@ -6,10 +6,11 @@
  * flushes, finishes, the reset status seen (and when), GL errors, which call returned what, and
  * whether the final pixels are right.
  *
- *   gl_robust [--frames N] [--finish-every K] [--size S] [--duration SEC] [--check-results]
+ *   gl_robust [--frames N] [--finish-every K] [--size S|WxH] [--duration SEC]
+ *             [--check-results]
  *
- * --size: the FBO is S x S (default 128): bigger passes cost more GPU time. --duration: stop
- * drawing after SEC seconds even if N frames are not drawn.
+ * --size: the FBO is S x S or W x H (default 128): bigger passes cost more GPU time.
+ * --duration: stop drawing after SEC seconds even if N frames are not drawn.
  *
  * "flush_cpu_ns": the mean CPU time of the calling thread inside glFlush (the driver's submit
  * path: each flush submits the frame's batch), not time blocked on the device.
@@ -196,22 +197,25 @@ main(int argc, char **argv)
          frames = (unsigned)strtoul(argv[++i], NULL, 0);
       else if (!strcmp(argv[i], "--finish-every") && i + 1 < argc)
          finish_every = (unsigned)strtoul(argv[++i], NULL, 0);
-      else if (!strcmp(argv[i], "--size") && i + 1 < argc)
-         W = H = (unsigned)strtoul(argv[++i], NULL, 0);
+      else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+         const char *arg = argv[++i];
+         if (sscanf(arg, "%ux%u", &W, &H) != 2)
+            W = H = (unsigned)strtoul(arg, NULL, 0);
+      }
       else if (!strcmp(argv[i], "--duration") && i + 1 < argc)
          duration = strtod(argv[++i], NULL);
       else if (!strcmp(argv[i], "--check-results"))
          check_results = true;
       else {
          fprintf(stderr,
-                 "usage: %s [--frames N] [--finish-every K] [--size S] [--duration SEC] "
+                 "usage: %s [--frames N] [--finish-every K] [--size S|WxH] [--duration SEC] "
                  "[--check-results]\n",
                  argv[0]);
          return 2;
       }
    }
-   if (W < 1 || W > 16384) {
-      fprintf(stderr, "gl_robust: need 1 <= S <= 16384\n");
+   if (W < 2 || H < 2 || W > 4096 || H > 4096) {
+      fprintf(stderr, "gl_robust: need 2 <= W, H <= 4096\n");
       return 2;
    }
    struct timespec t0;
@@ -358,10 +362,10 @@ main(int argc, char **argv)
           "\"reset_status\":\"%s\",\"reset_seen_after\":\"%s\",\"reset_frame\":%u,"
           "\"gl_errors\":%u,\"first_error_call\":\"%s\",\"first_error\":%u,"
           "\"pixels\":\"%s\",\"new_context\":\"%s\",\"lost_before_poll\":%s,"
-          "\"size\":%u,\"seconds\":%.3f,\"flush_cpu_ns\":%.0f}\n",
+          "\"size\":\"%ux%u\",\"seconds\":%.3f,\"flush_cpu_ns\":%.0f}\n",
           renderer, version, robust_access ? "true" : "false", drawn, flushes, finishes, polls,
           reset_name(reset), reset_after, reset_frame, err.gl_errors, err.first_call,
-          err.first_error, pixels, new_context, err.lost ? "true" : "false", W, elapsed(t0),
+          err.first_error, pixels, new_context, err.lost ? "true" : "false", W, H, elapsed(t0),
           flushes ? (double)flush_cpu_ns / flushes : 0.0);
    fflush(stdout);
 
