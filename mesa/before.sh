@@ -46,14 +46,5 @@ if [ "$STDOUT" = 1 ]; then
     exit 0
 fi
 readme=mesa/README.md
-grep -q '^<!-- before-table: ' "$readme" && grep -q '^<!-- before-table end -->' "$readme" || {
-    echo "before: $readme has no before-table markers" >&2
-    exit 1
-}
-awk -v block="$block" '
-    /^<!-- before-table: / { print block; skip = 1; next }
-    /^<!-- before-table end -->/ { skip = 0; next }
-    !skip { print }
-' "$readme" >"$readme.new"
-mv "$readme.new" "$readme"
+mesa/put-block.sh "$readme" before-table <<<"$block"
 echo "before: table written to $readme (results: $OUT)"
