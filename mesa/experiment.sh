@@ -18,7 +18,8 @@
 # them: one per frame; a GL run that ends normally also reads two pixels back); what each GL run
 # (process) reported at its end: a reset, guilty / innocent / unknown, or none (upstream Mesa
 # reports none whatever happens, when it lives to report at all); Vulkan
-# device losses; renderer processes that died without a summary (an assertion: upstream Mesa
+# runs losing the device, of all Vulkan runs, and the guilt their VK_EXT_device_fault report
+# gave; renderer processes that died without a summary (an assertion: upstream Mesa
 # asserts when the kernel refuses a submit to a banned queue); the renderers' jobs the server
 # killed (innocent victims: under upstream Mesa, frames silently lost) and replayed; the share of
 # the renderers' hardware commands that carried a RESTARTABLE job info, as the render node saw
@@ -59,7 +60,7 @@ renderer() {
 
 TABLE="$SIM_RUN/table.md"
 {
-echo "| policy | Mesa | GL frames | GL runs reporting a reset: guilty / innocent / unknown / none | Vulkan frames | Vulkan runs losing the device / runs | renderer crashes (GL / Vulkan) | renderers' jobs killed | replayed | tagged restartable (GL / Vulkan) |"
+echo "| policy | Mesa | GL frames | GL runs reporting a reset: guilty / innocent / unknown / none | Vulkan frames | Vulkan runs losing the device / runs (fault report: guilty / innocent) | renderer crashes (GL / Vulkan) | renderers' jobs killed | replayed | tagged restartable (GL / Vulkan) |"
 echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for policy in kill-inflight replay; do
     for variant in upstream patched; do
@@ -98,11 +99,13 @@ for policy in kill-inflight replay; do
              vk_runs: ($vkruns | length), vk_crashes: ($vkruns | map(select(.crashed)) | length),
              vk_frames: $vknode.accepted, vk_processes: $vknode.processes,
              vk_lost: (runs($vkruns) | map(select(.device_lost)) | length),
+             vk_guilty: (runs($vkruns) | map(select(.fault_guilt == "guilty")) | length),
+             vk_innocent: (runs($vkruns) | map(select(.fault_guilt == "innocent")) | length),
              killed: ($a.killed - $b.killed), replayed: ($a.replays - $b.replays),
              faults: ($a.faults + $a.timeouts - $b.faults - $b.timeouts),
              gl_restartable: share($glnode), vk_restartable: share($vknode)}' "$gl")"
         echo "$row" >&2
-        jq -r '"| \(.policy) | \(.mesa) | \(.gl_frames) | \(.gl_guilty) / \(.gl_innocent) / \(.gl_unknown) / \(.gl_none) | \(.vk_frames) | \(.vk_lost) / \(.vk_runs) | \(.gl_crashes) / \(.vk_crashes) | \(.killed) | \(.replayed) | \(.gl_restartable)% / \(.vk_restartable)% |"' <<<"$row"
+        jq -r '"| \(.policy) | \(.mesa) | \(.gl_frames) | \(.gl_guilty) / \(.gl_innocent) / \(.gl_unknown) / \(.gl_none) | \(.vk_frames) | \(.vk_lost) / \(.vk_runs) (\(.vk_guilty) / \(.vk_innocent)) | \(.gl_crashes) / \(.vk_crashes) | \(.killed) | \(.replayed) | \(.gl_restartable)% / \(.vk_restartable)% |"' <<<"$row"
     done
 done
 } >"$TABLE"
