@@ -6,6 +6,9 @@
 #   clean       no fault: every frame/submission completes, no reset, no device loss
 #   guilty      a fault injected into the program's own 20th submit: GL reports a guilty reset
 #               (and a new context works), Vulkan loses the device with a guilty fault report
+#   stale       Vulkan render passes into a depth buffer the program freed: the GPU faults on
+#               the stale address (nothing injected); the device is lost with a guilty fault
+#               report naming that address and a write
 #   innocent    the evil neighbour faulting every 2 ms under kill-inflight, while 1024x1024
 #               passes (0.27 ms of GPU time each, back to back) are in flight: GL reports an
 #               innocent reset, Vulkan loses the device with an innocent fault report
@@ -52,6 +55,15 @@ out="$(sim_vk patched guilty --submissions 200)"; echo "$out"
 expect "$out" '.device_lost == true and (.lost_at | startswith("vkWaitForFences"))
     and .fault_reported == true and .fault_guilt == "guilty"'
 unset AGX_RENDER_NODE_FAULTS
+
+echo "--- guilty, found by the GPU: render passes into a depth buffer the program freed"
+sim_server stale "policy=kill-inflight,$HOST"
+out="$(sim_vk patched stale --submissions 200 --stale-depth 101)"; echo "$out"
+# The VK_EXT_device_fault report names the address the GPU's page tables refused, a write (the
+# ZLS store), as the device recorded it.
+addr="$(sim_stats stale | jq -r '.last_faults[0] | capture("address: (?<a>[0-9]+)").a')"
+expect "$out" ".device_lost == true and .fault_guilt == \"guilty\" and .fault_access == \"write\"
+    and .fault_address == \"$(printf '0x%x' "$addr")\""
 
 echo "--- innocent: the evil neighbour under kill-inflight"
 sim_server innocent "policy=kill-inflight,$HOST"
