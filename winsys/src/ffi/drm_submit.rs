@@ -7,8 +7,8 @@ use std::os::raw::{c_int, c_void};
 use super::cmd::{compute_access, render_access};
 use super::cmd_desc::{agx_ws_compute_access, agx_ws_dispatch, agx_ws_render_access};
 use super::guard::{call, einval, input, out, slice, Fail, FfiResult, Sized32};
-use super::handle::{self, lookup};
-use super::queue::{agx_ws_job, agx_ws_queue, submit_error_status, JobObj};
+use super::handle::lookup;
+use super::queue::{agx_ws_job, agx_ws_queue, job_handle};
 use crate::analysis::{Reasons, Verdict};
 use crate::cmd::Subqueue;
 use crate::Error;
@@ -142,23 +142,11 @@ pub unsafe extern "C" fn agx_ws_queue_submit_drm(
             .queue
             .submit_encoded(cmdbuf, expected, &mut verdict, waits, signals);
         drop(cache);
-        let job = match submitted {
-            Ok(j) => j,
-            Err(e) => {
-                if let Some(f) = bad {
-                    return Err(f);
-                }
-                if let (Some(t), Some(s)) = (&tracker, submit_error_status(&q.queue, &e)) {
-                    t.observe(s);
-                }
-                return Err(Fail::from(e));
-            }
-        };
-        out_job.write(handle::register(JobObj {
-            job,
-            tracker,
-            queue: q.queue.clone(),
-        }));
+        // A bad description is the caller's error, not the kernel's refusal.
+        if let (Err(_), Some(f)) = (&submitted, bad) {
+            return Err(f);
+        }
+        out_job.write(job_handle(&q.queue, tracker, submitted)?);
         Ok(0)
     })
 }

@@ -265,8 +265,31 @@ fn reset_status(q: &Queue, o: &JobOutcome) -> ResetStatus {
 
 /// The reset status a submit error implies for the queue's context, if any: a banned queue
 /// (`ECANCELED`) takes the guilt the kernel recorded, a gone device is unknown.
-pub(crate) fn submit_error_status(q: &Queue, e: &Error) -> Option<ResetStatus> {
+fn submit_error_status(q: &Queue, e: &Error) -> Option<ResetStatus> {
     Some(reset_status(q, &JobOutcome::from_submit_error(e)?))
+}
+
+/// What a submit to `queue` gives the C caller: a new job handle (feeding `tracker`), or its
+/// error, which a refusal for a reset (a banned queue, a gone device) first reports to
+/// `tracker`. Call it with no lock held: the tracker's callback may call back into the library.
+pub(crate) fn job_handle(
+    queue: &Queue,
+    tracker: Option<Arc<ResetTracker>>,
+    submitted: Result<Job, Error>,
+) -> FfiResult<*mut agx_ws_job> {
+    match submitted {
+        Ok(job) => Ok(handle::register(JobObj {
+            job,
+            tracker,
+            queue: queue.clone(),
+        })),
+        Err(e) => {
+            if let (Some(t), Some(s)) = (&tracker, submit_error_status(queue, &e)) {
+                t.observe(s);
+            }
+            Err(Fail::from(e))
+        }
+    }
 }
 
 fn sync_points(v: &[(Arc<crate::SyncObj>, Option<u64>)]) -> Vec<SyncPoint<'_>> {
@@ -388,20 +411,7 @@ pub unsafe extern "C" fn agx_ws_queue_submit(
                 .submit(&cb, &sync_points(&waits), &sync_points(&signals))
         };
         // The command buffer is unlocked again: a reset callback may use it.
-        let job = match submitted {
-            Ok(j) => j,
-            Err(e) => {
-                if let (Some(t), Some(s)) = (&tracker, submit_error_status(&q.queue, &e)) {
-                    t.observe(s);
-                }
-                return Err(Fail::from(e));
-            }
-        };
-        out_job.write(handle::register(JobObj {
-            job,
-            tracker,
-            queue: q.queue.clone(),
-        }));
+        out_job.write(job_handle(&q.queue, tracker, submitted)?);
         Ok(0)
     })
 }
