@@ -9,7 +9,7 @@
 # fault-report extension), with upstream Mesa and with the patched Mesa. Prints a markdown
 # table (and the raw numbers as JSON lines on stderr).
 #
-#   mesa/experiment.sh [--seconds S] [--every MS] [--readme]    (default 10 s, 3 ms)
+#   mesa/experiment.sh [--seconds S] [--every MS] [--readme]    (default 20 s, 3 ms)
 #
 #   --readme   write the table into README.md between its mesa-experiment markers instead of
 #              printing it
@@ -26,7 +26,7 @@
 # them go to the kernel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_PER_RUN=10
+SECONDS_PER_RUN=20
 EVERY=3
 README=0
 while [ $# -gt 0 ]; do
