@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # Builds the pinned Mesa (Gallium asahi on surfaceless EGL, honeykrisp, Mesa's asahi noop
-# drm-shim) and the SPIRV-Tools it needs into a cache directory outside the checkout, keyed by
-# every input, and prints where the build is. A second run with the same inputs only prints.
+# drm-shim) twice, upstream and with the patch series mesa/patches/ (which links agx-winsys),
+# and what they need (SPIRV-Tools; for the patched build, agx-winsys from this checkout) into a
+# cache directory outside the checkout, keyed by every input, and prints where. A second run
+# with the same inputs only prints.
 #
-#   mesa/build.sh            build if needed, print where; the last line is the install prefix
-#   mesa/build.sh --prefix   the same, but stdout is only the prefix (progress goes to stderr)
+#   mesa/build.sh                     build both if needed, print where
+#   mesa/build.sh --prefix [VARIANT]  the same, but stdout is only VARIANT's install prefix
+#                                     (upstream, the default, or patched; progress on stderr)
 #
-# What is built and how is in mesa/recipe.sh. The Mesa cache key covers: the Mesa and
-# SPIRV-Tools tarballs (sha256), recipe.sh (configure options and build commands), the patch
-# series mesa/patches/*.patch (names and contents, applied in name order), and the compiler,
-# LLVM and cmake versions. SPIRV-Tools has its own entry, keyed by its tarball, its cmake
-# options and targets, and the same toolchain, so a Mesa patch does not rebuild it.
+# What is built and how is in mesa/recipe.sh. Cache entries and their keys:
+#   spirv-tools-KEY  the SPIRV-Tools tarball, its cmake options and targets, the toolchain;
+#   agx-winsys-KEY   the library's sources in this checkout (winsys/, uapi-bindings/, the
+#                    workspace manifests and lock file, the meson files), recipe.sh, the Rust and
+#                    C toolchains;
+#   mesa-KEY         the Mesa tarball, recipe.sh, the SPIRV-Tools key, the toolchain, and for the
+#                    patched build the patch series (names and contents, applied in name order)
+#                    and the agx-winsys key.
+# Compilers run through ccache (its cache in the cache directory too), so a patched build after
+# the upstream one, or after an agx-winsys change, recompiles only what differs.
 #
 # Environment:
 #   AGXWS_VENDOR      vendored sources      (default: <checkout>/../shared/vendor)
@@ -25,9 +33,18 @@ CACHE="${AGXWS_MESA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agx-winsys/mesa}"
 JOBS="${AGXWS_MESA_JOBS:-$(nproc)}"
 MESA_TARBALL="$VENDOR/mesa-26.2.0-rc1.tar.xz"
 SPIRV_TARBALL="$VENDOR/spirv-tools-2026.2-48bd3e9.tar.xz"
+CCACHE_DIR="$CACHE/ccache"
 
 QUIET=0
-[ "${1:-}" = --prefix ] && QUIET=1
+VARIANT=upstream
+if [ "${1:-}" = --prefix ]; then
+    QUIET=1
+    VARIANT="${2:-upstream}"
+    case "$VARIANT" in
+        upstream|patched) ;;
+        *) echo "mesa/build.sh: --prefix takes upstream or patched, not $VARIANT" >&2; exit 2 ;;
+    esac
+fi
 say() { if [ "$QUIET" = 1 ]; then echo "mesa: $*" >&2; else echo "mesa: $*"; fi; }
 
 # Runs a build command with its output in LOG, printing every 100th line as progress (and the
@@ -48,7 +65,7 @@ run_logged() {
 for f in "$MESA_TARBALL" "$SPIRV_TARBALL"; do
     [ -f "$f" ] || { echo "mesa: missing $f (set AGXWS_VENDOR)" >&2; exit 1; }
 done
-for t in llvm-config-15 cmake ninja gcc g++ pkg-config git flock; do
+for t in llvm-config-15 cmake ninja gcc g++ pkg-config git flock ccache cargo rustc; do
     command -v "$t" >/dev/null || {
         echo "mesa: $t missing (tools/test-all.sh installs the packages)" >&2
         exit 1
@@ -68,22 +85,42 @@ SPIRV_KEY="$( {
     printf '%s\n' "${SPIRV_CMAKE_OPTS[@]}" "${SPIRV_TARGETS[@]}"
     toolchain_id
 } | sha256sum | cut -c1-16)"
-MESA_KEY="$( {
-    sha "$MESA_TARBALL" "$HERE/recipe.sh"
-    echo "$SPIRV_KEY"
-    for p in "${PATCHES[@]}"; do basename "$p"; sha "$p"; done
+# agx-winsys: every file its static library is built from (the crate and the uAPI crate it
+# depends on, the workspace's manifests and lock file, the meson build).
+WINSYS_KEY="$( {
+    cd "$ROOT"
+    find winsys uapi-bindings -type f -not -path '*/target/*' | LC_ALL=C sort | while read -r f; do
+        echo "$f"; sha "$f"
+    done
+    sha Cargo.toml Cargo.lock meson.build meson_options.txt build-aux/cargo-staticlib.py \
+        "$HERE/recipe.sh"
+    rustc --version; cargo --version
     toolchain_id
 } | sha256sum | cut -c1-16)"
+mesa_key() {
+    {
+        sha "$MESA_TARBALL" "$HERE/recipe.sh"
+        echo "$SPIRV_KEY"
+        if [ "$1" = patched ]; then
+            for p in "${PATCHES[@]}"; do basename "$p"; sha "$p"; done
+            echo "$WINSYS_KEY"
+        fi
+        toolchain_id
+    } | sha256sum | cut -c1-16
+}
 
 VENV="$CACHE/venv-$(printf '%s\n' "${PY_PINS[@]}" | sha256sum | cut -c1-12)"
 SPIRV_DIR="$CACHE/spirv-tools-$SPIRV_KEY"
-MESA_DIR="$CACHE/mesa-$MESA_KEY"
-mkdir -p "$CACHE"
+WINSYS_DIR="$CACHE/agx-winsys-$WINSYS_KEY"
+declare -A MESA_DIR=([upstream]="$CACHE/mesa-$(mesa_key upstream)"
+                     [patched]="$CACHE/mesa-$(mesa_key patched)")
+mkdir -p "$CACHE" "$CCACHE_DIR"
 
 # A complete entry (one with its done mark) is never changed or removed again, so a hit needs
 # no lock and does not wait for someone else's build. Builders take the lock, one at a time
 # (checkouts may share the cache).
-if [ -f "$MESA_DIR/done" ] && [ -f "$SPIRV_DIR/done" ]; then
+if [ -f "${MESA_DIR[upstream]}/done" ] && [ -f "${MESA_DIR[patched]}/done" ] &&
+    [ -f "$SPIRV_DIR/done" ] && [ -f "$WINSYS_DIR/done" ]; then
     build_needed=0
 else
     build_needed=1
@@ -91,7 +128,7 @@ else
     flock 9
     # Entries without a done mark are failed or interrupted builds (nobody builds them: we
     # hold the lock); they can be large, so they go.
-    for d in "$CACHE"/spirv-tools-* "$CACHE"/mesa-*; do
+    for d in "$CACHE"/spirv-tools-* "$CACHE"/agx-winsys-* "$CACHE"/mesa-*; do
         [ -d "$d" ] && [ ! -f "$d/done" ] && rm -rf "$d"
     done
 fi
@@ -118,32 +155,61 @@ if [ ! -f "$SPIRV_DIR/done" ]; then
     say "SPIRV-Tools built in $((SECONDS - start)) s"
 fi
 
-if [ ! -f "$MESA_DIR/done" ]; then
-    say "building Mesa into $MESA_DIR (${#PATCHES[@]} patches)"
+if [ ! -f "$WINSYS_DIR/done" ]; then
+    say "building agx-winsys (-Dsim=disabled) into $WINSYS_DIR"
     start=$SECONDS
-    rm -rf "$MESA_DIR"
-    mkdir -p "$MESA_DIR/work"
-    tar -xf "$MESA_TARBALL" -C "$MESA_DIR/work"
-    for p in "${PATCHES[@]}"; do
-        say "applying $(basename "$p")"
-        git -C "$MESA_DIR/work/mesa" apply --whitespace=nowarn "$p"
-    done
-    build_mesa "$MESA_DIR/work/mesa" "$MESA_DIR/work/build" "$MESA_DIR/prefix" \
-        "$SPIRV_DIR/prefix" "$MESA_DIR/build.log"
-    rm -rf "$MESA_DIR/work"
-    echo "$((SECONDS - start))" >"$MESA_DIR/seconds"
-    touch "$MESA_DIR/done"
-    say "Mesa built in $((SECONDS - start)) s"
+    rm -rf "$WINSYS_DIR"
+    mkdir -p "$WINSYS_DIR"
+    build_winsys "$ROOT" "$WINSYS_DIR/work" "$WINSYS_DIR/prefix" "$WINSYS_DIR/build.log"
+    rm -rf "$WINSYS_DIR/work"
+    echo "$((SECONDS - start))" >"$WINSYS_DIR/seconds"
+    touch "$WINSYS_DIR/done"
+    say "agx-winsys built in $((SECONDS - start)) s"
 fi
+
+for variant in upstream patched; do
+    dir="${MESA_DIR[$variant]}"
+    [ -f "$dir/done" ] && continue
+    pkgconfig="$SPIRV_DIR/prefix/lib/pkgconfig"
+    patches=()
+    if [ "$variant" = patched ]; then
+        pkgconfig="$pkgconfig:$WINSYS_DIR/prefix/lib/pkgconfig"
+        patches=("${PATCHES[@]}")
+    fi
+    say "building $variant Mesa into $dir (${#patches[@]} patches)"
+    start=$SECONDS
+    rm -rf "$dir"
+    mkdir -p "$dir/work"
+    tar -xf "$MESA_TARBALL" -C "$dir/work"
+    for p in "${patches[@]}"; do
+        say "applying $(basename "$p")"
+        git -C "$dir/work/mesa" apply --whitespace=nowarn "$p"
+    done
+    build_mesa "$dir/work/mesa" "$dir/work/build" "$dir/prefix" "$pkgconfig" "$dir/build.log"
+    rm -rf "$dir/work"
+    echo "$((SECONDS - start))" >"$dir/seconds"
+    touch "$dir/done"
+    say "$variant Mesa built in $((SECONDS - start)) s"
+done
 [ "$build_needed" = 0 ] || flock -u 9
 
-prefix="$MESA_DIR/prefix"
-for f in lib/libEGL.so.1 lib/libGLESv2.so.2 lib/libasahi_noop_drm_shim.so \
-         share/vulkan/icd.d/asahi_icd.x86_64.json; do
-    [ -e "$prefix/$f" ] || { echo "mesa: $prefix/$f missing: remove $MESA_DIR and rerun" >&2; exit 1; }
+for variant in upstream patched; do
+    prefix="${MESA_DIR[$variant]}/prefix"
+    for f in lib/libEGL.so.1 lib/libGLESv2.so.2 lib/libasahi_noop_drm_shim.so \
+             share/vulkan/icd.d/asahi_icd.x86_64.json; do
+        [ -e "$prefix/$f" ] || {
+            echo "mesa: $prefix/$f missing: remove ${MESA_DIR[$variant]} and rerun" >&2
+            exit 1
+        }
+    done
+    say "$variant: ${MESA_DIR[$variant]} (cold build took $(cat "${MESA_DIR[$variant]}/seconds") s)"
+    say "  VK_ICD_FILENAMES=$prefix/share/vulkan/icd.d/asahi_icd.x86_64.json"
+    say "  LD_LIBRARY_PATH=$prefix/lib (libEGL, libGLESv2, the Gallium driver)"
 done
-say "build: $MESA_DIR (key $MESA_KEY; cold build took Mesa $(cat "$MESA_DIR/seconds") s + SPIRV-Tools $(cat "$SPIRV_DIR/seconds") s)"
-say "  VK_ICD_FILENAMES=$prefix/share/vulkan/icd.d/asahi_icd.x86_64.json"
-say "  LD_LIBRARY_PATH=$prefix/lib (libEGL, libGLESv2, the Gallium driver)"
-say "  LD_PRELOAD=$prefix/lib/libasahi_noop_drm_shim.so (Mesa's noop shim: nothing executes)"
-echo "$prefix"
+say "SPIRV-Tools: $SPIRV_DIR ($(cat "$SPIRV_DIR/seconds") s), agx-winsys: $WINSYS_DIR ($(cat "$WINSYS_DIR/seconds") s)"
+if [ "$QUIET" = 1 ]; then
+    echo "${MESA_DIR[$VARIANT]}/prefix"
+else
+    echo "${MESA_DIR[upstream]}/prefix"
+    echo "${MESA_DIR[patched]}/prefix"
+fi

@@ -48,18 +48,35 @@ build_spirv_tools() {
     PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --exists 'SPIRV-Tools >= 2024.1'
 }
 
-# build_mesa SRC BUILD PREFIX SPIRV_PREFIX LOG: SRC is the unpacked, patched mesa/.
+# agx-winsys as the patched Mesa links it: the static library without the simulated GPU, from
+# this checkout, with no C tests, installed with its header and agx_winsys.pc.
+WINSYS_MESON_OPTS=(-Dsim=disabled -Dtests=false -Dbuildtype=release -Dcargo_profile=release)
+
+# build_winsys SRC BUILD PREFIX LOG: SRC is the project checkout.
+build_winsys() {
+    local src="$1" build="$2" prefix="$3" log="$4"
+    run_logged "$log" "$VENV/bin/meson" setup "$build" "$src" --prefix "$prefix" --libdir lib \
+        "${WINSYS_MESON_OPTS[@]}"
+    run_logged "$log" "$VENV/bin/meson" install -C "$build" --quiet
+}
+
+# build_mesa SRC BUILD PREFIX PKG_CONFIG_PATH LOG: SRC is the unpacked (and patched) mesa/.
 # Meson runs with only the venv and the system's bin directories on PATH: Mesa picks the first
 # python3.16 ... python3.10, python3 it finds, and a stray one (a pyenv shim for a Python that
-# is not installed) fails the configure step.
+# is not installed) fails the configure step. The compilers run through ccache with its cache
+# in CCACHE_DIR: the upstream and the patched builds share most objects, and a rebuild after an
+# agx-winsys change recompiles nothing (no debug info, so objects do not depend on the entry's
+# directory).
 build_mesa() {
-    local src="$1" build="$2" prefix="$3" spirv="$4" log="$5"
+    local src="$1" build="$2" prefix="$3" pkgconfig="$4" log="$5"
     local native="$build.native.ini"
-    printf "[binaries]\nllvm-config = '%s'\n" "$(command -v llvm-config-15)" >"$native"
-    local meson=(env PATH="$VENV/bin:/usr/bin:/bin" "$VENV/bin/meson")
+    printf "[binaries]\nllvm-config = '%s'\nc = ['ccache', 'gcc']\ncpp = ['ccache', 'g++']\n" \
+        "$(command -v llvm-config-15)" >"$native"
+    local meson=(env PATH="$VENV/bin:/usr/bin:/bin" CCACHE_DIR="$CCACHE_DIR"
+                 CCACHE_MAXSIZE=4G "$VENV/bin/meson")
     run_logged "$log" "${meson[@]}" setup "$build" "$src" \
         --native-file "$native" --prefix "$prefix" --libdir lib \
-        -Dpkg_config_path="$spirv/lib/pkgconfig" "${MESA_OPTS[@]}"
+        -Dpkg_config_path="$pkgconfig" "${MESA_OPTS[@]}"
     run_logged "$log" "${meson[@]}" compile -C "$build" -j "$JOBS"
     run_logged "$log" "${meson[@]}" install -C "$build" --quiet
 }

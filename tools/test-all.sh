@@ -18,11 +18,12 @@ PKGS=(mesa-vulkan-drivers libvulkan1 vulkan-tools meson ninja-build pkg-config
       xvfb xauth libgl1-mesa-dri mesa-utils xdotool)
 # Mesa asahi + honeykrisp from source (mesa/build.sh): compilers, LLVM 15 with clang, libclc
 # and the SPIR-V translator for the drivers' OpenCL C internal shaders, cmake for SPIRV-Tools,
-# python3-venv for a pinned meson; headers and tools for the programs run on it (mesa/tests).
+# python3-venv for a pinned meson, ccache (upstream and patched builds share objects);
+# headers and tools for the programs run on it (mesa/tests).
 PKGS+=(build-essential git cmake bison flex python3-venv llvm-15-dev libclang-15-dev
        libclang-cpp15-dev clang-15 libllvmspirvlib-15-dev llvm-spirv-15 libclc-15 libclc-15-dev
        libdrm-dev libexpat1-dev zlib1g-dev libzstd-dev glslang-tools libvulkan-dev
-       libegl-dev libgles-dev jq)
+       libegl-dev libgles-dev jq ccache)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -70,6 +71,8 @@ tests/kernel-diff/diff.sh --series 6.12 --no-build
 
 step "unmodified Mesa asahi + honeykrisp (built once per machine, cached) on the simulated GPU through the render node: vulkaninfo, vk_submit and gl_robust with and without faults"
 mesa/check-sim.sh
+step "Mesa patched to use agx-winsys (mesa/patches, built once per input set, cached) on the simulated GPU: GL reset status and Vulkan device loss guilty for its own fault, innocent under kill-inflight, nothing under replay with its restartable work replayed"
+mesa/check-patched.sh
 
 # --- 4. The main job ------------------------------------------------------------------------
 step "restartability soundness campaign (10,000 commands)"

@@ -6,9 +6,19 @@
  * flushes, finishes, the reset status seen (and when), GL errors, which call returned what, and
  * whether the final pixels are right.
  *
- *   gl_robust [--frames N] [--finish-every K] [--size S|WxH] [--check-results]
+ *   gl_robust [--frames N] [--finish-every K] [--size S|WxH] [--duration SEC]
+ *             [--check-results]
  *
  * --size: the FBO is S x S or W x H (default 128): bigger passes cost more GPU time.
+ * --duration: stop drawing after SEC seconds even if N frames are not drawn.
+ *
+ * "flush_cpu_ns": the mean CPU time of the calling thread inside glFlush (the driver's submit
+ * path: each flush submits the frame's batch), not time blocked on the device.
+ *
+ * A context the driver marks lost through its reset callback makes GL calls fail with
+ * GL_CONTEXT_LOST before the application polls: that error is not counted as a GL error, the
+ * status is polled at once ("reset_seen_after": the call that got GL_CONTEXT_LOST) and
+ * "lost_before_poll" says it happened.
  *
  * --finish-every 0 never calls glFinish: Mesa's noop drm-shim cannot export a sync_file (its
  * SYNCOBJ_HANDLE_TO_FD answers 0 without an fd), and Gallium asahi's glFinish fence asserts on
@@ -19,17 +29,23 @@
  * context).
  *
  * After a reset it stops drawing, and tries a fresh robust context to see whether the driver
- * gives a working one (reported as "new_context").
+ * gives a working one (reported as "new_context": "works", "failed", or "reset again" when that
+ * context's one frame was itself reset, e.g. by a neighbour still faulting).
  */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <EGL/egl.h>
 #include <EGL/eglext.h>
 #include <GLES3/gl3.h>
 #include <GLES2/gl2ext.h>
+
+#ifndef GL_CONTEXT_LOST_KHR
+#define GL_CONTEXT_LOST_KHR 0x0507
+#endif
 
 static unsigned W = 128, H = 128;
 
@@ -39,6 +55,9 @@ static struct {
    unsigned gl_errors;
    char first_call[64];
    unsigned first_error;
+   /* GL_CONTEXT_LOST seen, and after which call */
+   bool lost;
+   char lost_call[64];
 } err;
 
 /* Records the first GL error after `call`. */
@@ -48,6 +67,12 @@ gl_ok(const char *call)
    GLenum e = glGetError();
    if (e == GL_NO_ERROR)
       return true;
+   if (e == GL_CONTEXT_LOST_KHR) {
+      if (!err.lost)
+         snprintf(err.lost_call, sizeof(err.lost_call), "%s", call);
+      err.lost = true;
+      return false;
+   }
    if (!err.gl_errors++) {
       snprintf(err.first_call, sizeof(err.first_call), "%s", call);
       err.first_error = e;
@@ -89,6 +114,23 @@ robust_context(EGLDisplay dpy)
       EGL_NONE,
    };
    return eglCreateContext(dpy, EGL_NO_CONFIG_KHR, EGL_NO_CONTEXT, attrs);
+}
+
+/* CPU time of the calling thread (not the time it spends blocked), in ns */
+static unsigned long long
+thread_cpu_ns(void)
+{
+   struct timespec t;
+   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+   return t.tv_sec * 1000000000ull + t.tv_nsec;
+}
+
+static double
+elapsed(struct timespec t0)
+{
+   struct timespec t;
+   clock_gettime(CLOCK_MONOTONIC, &t);
+   return (t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9;
 }
 
 static GLuint
@@ -149,6 +191,7 @@ main(int argc, char **argv)
 {
    unsigned frames = 300, finish_every = 10;
    bool check_results = false;
+   double duration = 0;
    for (int i = 1; i < argc; i++) {
       if (!strcmp(argv[i], "--frames") && i + 1 < argc)
          frames = (unsigned)strtoul(argv[++i], NULL, 0);
@@ -159,11 +202,14 @@ main(int argc, char **argv)
          if (sscanf(arg, "%ux%u", &W, &H) != 2)
             W = H = (unsigned)strtoul(arg, NULL, 0);
       }
+      else if (!strcmp(argv[i], "--duration") && i + 1 < argc)
+         duration = strtod(argv[++i], NULL);
       else if (!strcmp(argv[i], "--check-results"))
          check_results = true;
       else {
          fprintf(stderr,
-                 "usage: %s [--frames N] [--finish-every K] [--size S|WxH] [--check-results]\n",
+                 "usage: %s [--frames N] [--finish-every K] [--size S|WxH] [--duration SEC] "
+                 "[--check-results]\n",
                  argv[0]);
          return 2;
       }
@@ -172,6 +218,8 @@ main(int argc, char **argv)
       fprintf(stderr, "gl_robust: need 2 <= W, H <= 4096\n");
       return 2;
    }
+   struct timespec t0;
+   clock_gettime(CLOCK_MONOTONIC, &t0);
 
    const char *client = eglQueryString(EGL_NO_DISPLAY, EGL_EXTENSIONS);
    if (!has_ext(client, "EGL_MESA_platform_surfaceless")) {
@@ -200,8 +248,10 @@ main(int argc, char **argv)
       fprintf(stderr, "gl_robust: no robust context: 0x%x\n", eglGetError());
       return 2;
    }
-   const char *renderer = (const char *)glGetString(GL_RENDERER);
-   const char *version = (const char *)glGetString(GL_VERSION);
+   /* Copied: the context that owns the strings may be destroyed after a reset. */
+   char renderer[128], version[128];
+   snprintf(renderer, sizeof(renderer), "%s", (const char *)glGetString(GL_RENDERER));
+   snprintf(version, sizeof(version), "%s", (const char *)glGetString(GL_VERSION));
    if (!has_ext((const char *)glGetString(GL_EXTENSIONS), "GL_KHR_robustness")) {
       fprintf(stderr, "gl_robust: no GL_KHR_robustness\n");
       return 2;
@@ -223,18 +273,31 @@ main(int argc, char **argv)
       return 2;
 
    unsigned drawn = 0, flushes = 0, finishes = 0, polls = 0;
+   /* CPU time in glFlush: the driver's submit path (each flush submits the frame's batch) */
+   unsigned long long flush_cpu_ns = 0;
    GLenum reset = GL_NO_ERROR;
    const char *reset_after = "";
    unsigned reset_frame = 0;
    for (unsigned f = 0; f < frames && reset == GL_NO_ERROR; f++) {
+      if (duration > 0 && elapsed(t0) >= duration)
+         break;
       glClearColor(1.0f, 0.0f, 0.0f, 1.0f);
       glClear(GL_COLOR_BUFFER_BIT);
       glUseProgram(prog);
       glDrawArrays(GL_TRIANGLES, 0, 3);
-      if (!gl_ok("glDrawArrays"))
+      if (!gl_ok("glDrawArrays")) {
+         /* Lost through the driver's reset callback: ask why now. */
+         if (err.lost && (reset = get_reset_status()) != GL_NO_ERROR) {
+            polls++;
+            reset_after = "glDrawArrays (GL_CONTEXT_LOST)";
+            reset_frame = f;
+         }
          break;
+      }
       drawn++;
+      unsigned long long cpu0 = thread_cpu_ns();
       glFlush();
+      flush_cpu_ns += thread_cpu_ns() - cpu0;
       flushes++;
       polls++;
       if ((reset = get_reset_status()) != GL_NO_ERROR) {
@@ -284,7 +347,10 @@ main(int argc, char **argv)
             glUseProgram(p2);
             glDrawArrays(GL_TRIANGLES, 0, 3);
             glFinish();
-            if (gl_ok("new context") && get_reset_status() == GL_NO_ERROR)
+            GLenum again = get_reset_status();
+            if (again != GL_NO_ERROR)
+               new_context = "reset again";
+            else if (gl_ok("new context"))
                new_context = "works";
          }
       }
@@ -295,10 +361,12 @@ main(int argc, char **argv)
           "\"frames\":%u,\"flushes\":%u,\"finishes\":%u,\"reset_polls\":%u,"
           "\"reset_status\":\"%s\",\"reset_seen_after\":\"%s\",\"reset_frame\":%u,"
           "\"gl_errors\":%u,\"first_error_call\":\"%s\",\"first_error\":%u,"
-          "\"pixels\":\"%s\",\"new_context\":\"%s\"}\n",
+          "\"pixels\":\"%s\",\"new_context\":\"%s\",\"lost_before_poll\":%s,"
+          "\"size\":\"%ux%u\",\"seconds\":%.3f,\"flush_cpu_ns\":%.0f}\n",
           renderer, version, robust_access ? "true" : "false", drawn, flushes, finishes, polls,
           reset_name(reset), reset_after, reset_frame, err.gl_errors, err.first_call,
-          err.first_error, pixels, new_context);
+          err.first_error, pixels, new_context, err.lost ? "true" : "false", W, H, elapsed(t0),
+          flushes ? (double)flush_cpu_ns / flushes : 0.0);
    fflush(stdout);
 
    eglMakeCurrent(dpy, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT);

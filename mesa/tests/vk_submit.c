@@ -4,16 +4,26 @@
  * every one, then checks what the GPU wrote. Prints one JSON line: what was submitted, which
  * call returned what, whether the device was lost, and the results.
  *
- *   vk_submit [--submissions N] [--in-flight K] [--size S|WxH] [--stale-depth S]
- *             [--check-results]
+ *   vk_submit [--submissions N] [--in-flight K] [--size S|WxH] [--render-only] [--no-readback]
+ *             [--duration SEC] [--stale-depth S] [--check-results]
  *
  * --size: the render target is S x S or W x H (default 64): bigger passes cost more GPU time.
+ * --render-only: every submission is a render pass (no dispatch); --no-readback: render passes
+ * are not followed by a copy to the host buffer (a compute job on honeykrisp). Together they
+ * make every job a clear-and-store pass, which a driver can describe as restartable.
+ * --duration: stop submitting after SEC seconds even if N is not reached.
  * --stale-depth S gives the render pass a depth attachment (D32_SFLOAT, cleared and stored)
  * whose memory is exportable, exported once (so the driver frees it at once when asked, instead
  * of keeping it in a cache), and, before submission S (from 1), after waiting for the queue to
  * go idle, freed while the framebuffer still uses it: the deliberate bug of a program that
  * frees memory its later render passes still use (a stale buffer). What the GPU and the driver
  * make of those passes is what the run shows.
+ *
+ * "submit_cpu_ns": the mean CPU time of the calling thread inside vkQueueSubmit (the driver's
+ * submit path, not time blocked on the device).
+ *
+ * When the device is lost and supports VK_EXT_device_fault, the summary carries the fault
+ * report: description, the guilt vendor info, the faulting address.
  *
  * Exit: 0 every call succeeded (and, with --check-results, the results are right); 1 a call
  * failed or a result is wrong (the summary says which); 2 bad usage or no device.
@@ -27,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vulkan/vulkan.h>
@@ -73,6 +84,83 @@ check(const char *call, VkResult r)
       if (VK(call))                                                                        \
          goto label;                                                                       \
    } while (0)
+
+/* --- the fault report (VK_EXT_device_fault) ---------------------------------------------- */
+
+static struct {
+   bool supported, queried;
+   char description[VK_MAX_DESCRIPTION_SIZE];
+   const char *guilt;
+   bool has_address;
+   uint64_t address;
+   const char *access;
+} fault = {.guilt = ""};
+
+static void
+query_fault(VkDevice dev)
+{
+   PFN_vkGetDeviceFaultInfoEXT get =
+      (PFN_vkGetDeviceFaultInfoEXT)vkGetDeviceProcAddr(dev, "vkGetDeviceFaultInfoEXT");
+   if (!fault.supported || !get)
+      return;
+   VkDeviceFaultCountsEXT counts = {.sType = VK_STRUCTURE_TYPE_DEVICE_FAULT_COUNTS_EXT};
+   if (get(dev, &counts, NULL) != VK_SUCCESS)
+      return;
+   VkDeviceFaultAddressInfoEXT addrs[8];
+   VkDeviceFaultVendorInfoEXT vendor[8];
+   counts.addressInfoCount = counts.addressInfoCount > 8 ? 8 : counts.addressInfoCount;
+   counts.vendorInfoCount = counts.vendorInfoCount > 8 ? 8 : counts.vendorInfoCount;
+   VkDeviceFaultInfoEXT info = {
+      .sType = VK_STRUCTURE_TYPE_DEVICE_FAULT_INFO_EXT,
+      .pAddressInfos = addrs,
+      .pVendorInfos = vendor,
+   };
+   VkResult r = get(dev, &counts, &info);
+   if (r != VK_SUCCESS && r != VK_INCOMPLETE)
+      return;
+   fault.queried = true;
+   snprintf(fault.description, sizeof(fault.description), "%s", info.description);
+   /* Strip what would need escaping in the JSON summary. */
+   for (char *c = fault.description; *c; c++) {
+      if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+         *c = ' ';
+   }
+   for (uint32_t i = 0; i < counts.addressInfoCount; i++) {
+      if (addrs[i].addressType == VK_DEVICE_FAULT_ADDRESS_TYPE_READ_INVALID_EXT ||
+          addrs[i].addressType == VK_DEVICE_FAULT_ADDRESS_TYPE_WRITE_INVALID_EXT) {
+         fault.has_address = true;
+         fault.address = addrs[i].reportedAddress;
+         fault.access =
+            addrs[i].addressType == VK_DEVICE_FAULT_ADDRESS_TYPE_WRITE_INVALID_EXT ? "write"
+                                                                                   : "read";
+         break;
+      }
+   }
+   /* agx-winsys' vendor info 1 is the guilt: 0 guilty, 1 innocent, 2 unknown. */
+   for (uint32_t i = 0; i < counts.vendorInfoCount; i++) {
+      if (vendor[i].vendorFaultCode == 1) {
+         static const char *const names[] = {"guilty", "innocent", "unknown"};
+         fault.guilt = vendor[i].vendorFaultData < 3 ? names[vendor[i].vendorFaultData] : "?";
+      }
+   }
+}
+
+/* CPU time of the calling thread (not the time it spends blocked), in ns */
+static uint64_t
+thread_cpu_ns(void)
+{
+   struct timespec t;
+   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+   return (uint64_t)t.tv_sec * 1000000000ull + t.tv_nsec;
+}
+
+static double
+now_s(void)
+{
+   struct timespec t;
+   clock_gettime(CLOCK_MONOTONIC, &t);
+   return t.tv_sec + t.tv_nsec / 1e9;
+}
 
 /* --- setup -------------------------------------------------------------------------------- */
 
@@ -149,7 +237,8 @@ int
 main(int argc, char **argv)
 {
    unsigned submissions = 300, in_flight = 4, stale_depth = 0;
-   bool check_results = false;
+   bool check_results = false, render_only = false, readback_copy = true;
+   double duration = 0;
    for (int i = 1; i < argc; i++) {
       if (!strcmp(argv[i], "--submissions") && i + 1 < argc)
          submissions = (unsigned)strtoul(argv[++i], NULL, 0);
@@ -160,14 +249,20 @@ main(int argc, char **argv)
          if (sscanf(arg, "%ux%u", &W, &H) != 2)
             W = H = (unsigned)strtoul(arg, NULL, 0);
       }
+      else if (!strcmp(argv[i], "--duration") && i + 1 < argc)
+         duration = strtod(argv[++i], NULL);
+      else if (!strcmp(argv[i], "--render-only"))
+         render_only = true;
+      else if (!strcmp(argv[i], "--no-readback"))
+         readback_copy = false;
       else if (!strcmp(argv[i], "--stale-depth") && i + 1 < argc)
          stale_depth = (unsigned)strtoul(argv[++i], NULL, 0);
       else if (!strcmp(argv[i], "--check-results"))
          check_results = true;
       else {
          fprintf(stderr,
-                 "usage: %s [--submissions N] [--in-flight K] [--size S|WxH] [--stale-depth S] "
-                 "[--check-results]\n",
+                 "usage: %s [--submissions N] [--in-flight K] [--size S|WxH] [--render-only] "
+                 "[--no-readback] [--duration SEC] [--stale-depth S] [--check-results]\n",
                  argv[0]);
          return 2;
       }
@@ -178,6 +273,7 @@ main(int argc, char **argv)
               MAX_SLOTS);
       return 2;
    }
+   double start = now_s();
 
    VkApplicationInfo app = {
       .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
@@ -231,18 +327,36 @@ main(int argc, char **argv)
       .queueCount = 1,
       .pQueuePriorities = &prio,
    };
+   /* The fault report, when the driver offers it. */
+   uint32_t next = 0;
+   vkEnumerateDeviceExtensionProperties(pdev, NULL, &next, NULL);
+   VkExtensionProperties *exts = calloc(next ? next : 1, sizeof(*exts));
+   vkEnumerateDeviceExtensionProperties(pdev, NULL, &next, exts);
+   for (uint32_t i = 0; i < next; i++)
+      fault.supported |= !strcmp(exts[i].extensionName, VK_EXT_DEVICE_FAULT_EXTENSION_NAME);
+   free(exts);
+   VkPhysicalDeviceFaultFeaturesEXT ff = {
+      .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FAULT_FEATURES_EXT,
+      .deviceFault = VK_TRUE,
+   };
    VkPhysicalDeviceVulkan12Features f12 = {
       .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+      .pNext = fault.supported ? &ff : NULL,
       .timelineSemaphore = VK_TRUE,
    };
-   const char *fd_ext = VK_KHR_EXTERNAL_MEMORY_FD_EXTENSION_NAME;
+   const char *dev_exts[2];
+   uint32_t dev_ext_count = 0;
+   if (fault.supported)
+      dev_exts[dev_ext_count++] = VK_EXT_DEVICE_FAULT_EXTENSION_NAME;
+   if (stale_depth)
+      dev_exts[dev_ext_count++] = VK_KHR_EXTERNAL_MEMORY_FD_EXTENSION_NAME;
    VkDeviceCreateInfo dci = {
       .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
       .pNext = &f12,
       .queueCreateInfoCount = 1,
       .pQueueCreateInfos = &qci,
-      .enabledExtensionCount = stale_depth ? 1 : 0,
-      .ppEnabledExtensionNames = &fd_ext,
+      .enabledExtensionCount = dev_ext_count,
+      .ppEnabledExtensionNames = dev_exts,
    };
    if (VK(vkCreateDevice(pdev, &dci, NULL, &dev)))
       return 2;
@@ -250,6 +364,9 @@ main(int argc, char **argv)
    vkGetDeviceQueue(dev, family, 0, &queue);
 
    unsigned renders = 0, dispatches = 0, submitted = 0, waits = 0, last_seed = 0;
+   /* CPU time spent in vkQueueSubmit: the driver's submit path (and the kernel's, here the
+    * render node's client side), not the time blocked on the device */
+   uint64_t submit_cpu_ns = 0;
    bool have_compute = false, have_render = false;
 
    /* --- resources ------------------------------------------------------------------------ */
@@ -537,6 +654,8 @@ main(int argc, char **argv)
 
    /* --- the loop: even submissions render, odd ones dispatch ----------------------------- */
    for (unsigned i = 0; i < submissions; i++) {
+      if (duration > 0 && now_s() - start >= duration)
+         break;
       unsigned s = i % in_flight;
       if (slot_busy[s]) {
          waits++;
@@ -559,7 +678,7 @@ main(int argc, char **argv)
       };
       VK_OR(vkResetCommandBuffer(cmd[s], 0), out);
       VK_OR(vkBeginCommandBuffer(cmd[s], &cbbi), out);
-      bool render = (i % 2) == 0;
+      bool render = render_only || (i % 2) == 0;
       if (render) {
          VkClearValue clear[2] = {{.color = {.float32 = {1.0f, 0.0f, 0.0f, 1.0f}}},
                                   {.depthStencil = {1.0f, 0}}};
@@ -575,12 +694,14 @@ main(int argc, char **argv)
          vkCmdBindPipeline(cmd[s], VK_PIPELINE_BIND_POINT_GRAPHICS, gfx);
          vkCmdDraw(cmd[s], 3, 1, 0, 0);
          vkCmdEndRenderPass(cmd[s]);
-         VkBufferImageCopy region = {
-            .imageSubresource = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 0, 1},
-            .imageExtent = {W, H, 1},
-         };
-         vkCmdCopyImageToBuffer(cmd[s], image, VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL,
-                                readback.buf, 1, &region);
+         if (readback_copy) {
+            VkBufferImageCopy region = {
+               .imageSubresource = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 0, 1},
+               .imageExtent = {W, H, 1},
+            };
+            vkCmdCopyImageToBuffer(cmd[s], image, VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL,
+                                   readback.buf, 1, &region);
+         }
          renders++;
       } else {
          uint32_t seed = i;
@@ -614,7 +735,11 @@ main(int argc, char **argv)
          .signalSemaphoreCount = 1,
          .pSignalSemaphores = &timeline,
       };
-      VK_OR(vkQueueSubmit(queue, 1, &si, fence[s]), out);
+      uint64_t cpu0 = thread_cpu_ns();
+      VkResult sr = vkQueueSubmit(queue, 1, &si, fence[s]);
+      submit_cpu_ns += thread_cpu_ns() - cpu0;
+      if (check("vkQueueSubmit", sr))
+         goto out;
       slot_busy[s] = true;
       submitted++;
       if (render)
@@ -624,7 +749,7 @@ main(int argc, char **argv)
          last_seed = i;
       }
    }
-   {
+   if (submitted) {
       uint64_t last = submitted;
       VkSemaphoreWaitInfo swi = {
          .sType = VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO,
@@ -657,23 +782,35 @@ out:;
          }
       }
    }
-   if (have_render && !err.calls_failed) {
+   if (have_render && !err.calls_failed && readback_copy) {
       const uint8_t *px = readback.map;
       const uint8_t *centre = px + ((H / 2) * W + W / 2) * 4, *corner = px;
       bool ok = centre[0] == 0 && centre[1] == 255 && corner[0] == 255 && corner[1] == 0;
       render_result = ok ? "ok" : "wrong";
    }
-   bool results_ok = !strcmp(compute_result, "ok") && !strcmp(render_result, "ok");
+   bool results_ok = (!have_compute || !strcmp(compute_result, "ok")) &&
+                     (!have_render || !readback_copy || !strcmp(render_result, "ok"));
+   if (err.device_lost)
+      query_fault(dev);
 
+   char addr[32] = "";
+   if (fault.has_address)
+      snprintf(addr, sizeof(addr), "0x%" PRIx64, fault.address);
    printf("{\"program\":\"vk_submit\",\"device\":\"%s\",\"driver\":\"%s\","
           "\"submissions\":%u,\"render_passes\":%u,\"dispatches\":%u,\"waits\":%u,"
           "\"calls_failed\":%u,\"first_failed_call\":\"%s\",\"first_failed_result\":%d,"
           "\"device_lost\":%s,\"lost_at\":\"%s\","
-          "\"compute_result\":\"%s\",\"render_result\":\"%s\",\"depth_freed_before\":%u}\n",
+          "\"compute_result\":\"%s\",\"render_result\":\"%s\",\"depth_freed_before\":%u,"
+          "\"size\":\"%ux%u\",\"seconds\":%.3f,\"submit_cpu_ns\":%.0f,\"fault_ext\":%s,"
+          "\"fault_reported\":%s,\"fault_description\":\"%s\",\"fault_guilt\":\"%s\","
+          "\"fault_address\":\"%s\",\"fault_access\":\"%s\"}\n",
           props.properties.deviceName, drv.driverName, submitted, renders, dispatches, waits,
           err.calls_failed, err.first_call, err.first_result,
           err.device_lost ? "true" : "false", err.lost_call, compute_result, render_result,
-          depth_freed_at);
+          depth_freed_at, W, H, now_s() - start,
+          submitted ? (double)submit_cpu_ns / submitted : 0.0,
+          fault.supported ? "true" : "false", fault.queried ? "true" : "false",
+          fault.description, fault.guilt, addr, fault.has_address ? fault.access : "");
    fflush(stdout);
 
    /* Teardown only when the device is usable: a lost device's objects are the driver's

@@ -17,7 +17,8 @@
 //!   `drmGetDevices2` and Mesa's loader read to find and name the device (a platform device
 //!   with Apple's AGX compatible strings, driver `asahi`).
 //!
-//! `AGX_RENDER_NODE_FAULTS` makes the program's own submits fault or hang (`faults`).
+//! `AGX_RENDER_NODE_FAULTS` makes the program's own submits fault or hang (`faults`);
+//! `AGX_RENDER_NODE_STATS` counts them, and the commands its driver tagged restartable (`stats`).
 //!
 //! Every hook catches panics (none crosses into C), and a call made while already inside a
 //! hook goes straight to the C library. Variadic C functions (`open`, `ioctl`, `fcntl`) are
@@ -31,6 +32,7 @@ mod faults;
 mod node;
 mod real;
 mod state;
+mod stats;
 
 #[cfg(not(test))]
 mod hooks;

@@ -35,6 +35,8 @@ pub struct Node {
     pub backing: Backing,
     /// `AGX_RENDER_NODE_FAULTS`: faults of the program's own (none by default).
     pub faults: FaultPlan,
+    /// `AGX_RENDER_NODE_STATS`: where to keep the counts of the program's submits (`stats`).
+    pub stats: Option<PathBuf>,
     /// `AGX_RENDER_NODE_DEBUG`: say on stderr what is set up.
     pub debug: bool,
 }
@@ -65,6 +67,9 @@ impl Node {
             node.faults =
                 FaultPlan::parse(&plan).map_err(|e| format!("AGX_RENDER_NODE_FAULTS: {e}"))?;
         }
+        node.stats = std::env::var_os("AGX_RENDER_NODE_STATS")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
         Ok(node)
     }
 
@@ -108,6 +113,7 @@ impl Node {
             sys_device: format!("/sys/dev/char/{DRM_MAJOR}:{minor}/device"),
             backing,
             faults: FaultPlan::default(),
+            stats: None,
             debug,
         })
     }

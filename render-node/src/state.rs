@@ -18,6 +18,7 @@ use agx_uapi::asahi::{drm_asahi_submit, DRM_IOCTL_ASAHI_SUBMIT};
 
 use crate::faults::Fault;
 use crate::node::{Backing, Node};
+use crate::stats::SubmitStats;
 
 /// The device the node's files are opened on.
 struct Backend {
@@ -46,6 +47,8 @@ pub struct State {
     pub listings: Mutex<HashMap<usize, Listing>>,
     /// SUBMIT ioctls seen, for the fault plan.
     submits: AtomicU64,
+    /// `AGX_RENDER_NODE_STATS`.
+    stats: Option<SubmitStats>,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -60,6 +63,7 @@ fn key(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u64, u64)> {
 impl State {
     pub fn new(node: Node) -> State {
         State {
+            stats: node.stats.clone().map(SubmitStats::new),
             node,
             backend: OnceLock::new(),
             files: Mutex::new(HashMap::new()),
@@ -70,15 +74,21 @@ impl State {
     }
 
     /// An ioctl on a DRM file of the node (argument bytes copied in; copied out after). A
-    /// SUBMIT the fault plan names first has its queue's next command faulted or hung.
+    /// SUBMIT the fault plan names first has its queue's next command faulted or hung; every
+    /// SUBMIT is counted when the stats are asked for.
     pub fn ioctl(&self, file: &RemoteFile, cmd: u32, arg: &mut [u8]) -> rustix::io::Result<()> {
-        if cmd == DRM_IOCTL_ASAHI_SUBMIT && !self.node.faults.is_empty() {
+        let submit = cmd == DRM_IOCTL_ASAHI_SUBMIT;
+        if submit && !self.node.faults.is_empty() {
             let n = self.submits.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(fault) = self.node.faults.at(n) {
                 self.inject(file, n, fault, arg);
             }
         }
-        file.ioctl(cmd, arg)
+        let r = file.ioctl(cmd, arg);
+        if let (true, Some(stats)) = (submit, &self.stats) {
+            stats.submitted(arg, r.is_ok());
+        }
+        r
     }
 
     fn inject(&self, file: &RemoteFile, n: u64, fault: Fault, arg: &[u8]) {
@@ -353,6 +363,28 @@ mod tests {
         let mut n = Node::new("/dev/dri/renderD128", "sim:policy=kill-inflight", false).unwrap();
         n.faults = FaultPlan::parse(plan).unwrap();
         State::new(n)
+    }
+
+    #[test]
+    fn the_stats_count_submits_accepted_and_refused_and_their_commands() {
+        let dir = std::env::temp_dir().join(format!("agx-node-stats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut n = Node::new("/dev/dri/renderD128", "sim:policy=kill-inflight", false).unwrap();
+        n.faults = FaultPlan::parse("guilty@2").unwrap();
+        n.stats = Some(dir.join("stats"));
+        let st = State::new(n);
+        let p = Program::new(&st);
+        p.submit().unwrap();
+        p.submit().unwrap();
+        // The queue is banned after its own fault: the third submit is refused.
+        assert!(p.submit().is_err());
+        let file = dir.join(format!("stats.{}", std::process::id()));
+        let json = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(
+            json.trim(),
+            r#"{"submits":3,"accepted":2,"commands":2,"restartable":0}"#
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

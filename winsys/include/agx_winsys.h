@@ -1184,6 +1184,66 @@ typedef struct agx_ws_params {
 } agx_ws_params;
 
 /**
+ * A sync object of the device's DRM file and a point, as the uAPI names it: the layout of
+ * `struct drm_asahi_sync` (`sync_type` `DRM_ASAHI_SYNC_SYNCOBJ` 0 or
+ * `DRM_ASAHI_SYNC_TIMELINE_SYNCOBJ` 1).
+ */
+typedef struct agx_ws_drm_sync {
+  uint32_t sync_type;
+  /**
+   * A sync object handle on the DRM file the device was opened on.
+   */
+  uint32_t handle;
+  /**
+   * The point, for a timeline.
+   */
+  uint64_t timeline_value;
+} agx_ws_drm_sync;
+
+/**
+ * The access description of one hardware command of a driver-encoded cmdbuf: `render` for a
+ * render command, `compute` for a compute command, both NULL when the driver cannot describe
+ * it (then it is not restartable).
+ */
+typedef struct agx_ws_command_access {
+  const struct agx_ws_render_access *render;
+  const struct agx_ws_compute_access *compute;
+} agx_ws_command_access;
+
+/**
+ * A submit the driver encoded itself (`agx_ws_queue_submit_drm`). Set
+ * `struct_size = sizeof(agx_ws_drm_submit)`.
+ */
+typedef struct agx_ws_drm_submit {
+  uint32_t struct_size;
+  /**
+   * Waits: the first `in_sync_count` entries of `syncs`.
+   */
+  uint32_t in_sync_count;
+  /**
+   * Signals: the next `out_sync_count` entries (signalled when all of the job is done,
+   * whatever its outcome).
+   */
+  uint32_t out_sync_count;
+  /**
+   * Entries of `commands`: 0 (nothing is described: no command is restartable) or exactly
+   * the number of hardware commands in `cmdbuf`.
+   */
+  uint32_t command_count;
+  const struct agx_ws_drm_sync *syncs;
+  /**
+   * `drm_asahi_cmd_header`s, each followed by its payload, as for `DRM_IOCTL_ASAHI_SUBMIT`.
+   */
+  const void *cmdbuf;
+  uint32_t cmdbuf_size;
+  uint32_t pad;
+  /**
+   * One per hardware command, in cmdbuf order.
+   */
+  const struct agx_ws_command_access *commands;
+} agx_ws_drm_submit;
+
+/**
  * A sync object and a timeline point (0: the object is used as binary).
  */
 typedef struct agx_ws_sync_point {
@@ -1282,7 +1342,9 @@ typedef struct agx_ws_job_outcome {
    */
   uint32_t replay_count;
   /**
-   * The `agx_ws_reset_status` (`pipe_reset_status`) this outcome implies for its GL context.
+   * The `agx_ws_reset_status` (`pipe_reset_status`) this outcome implies for its GL context
+   * (for a cancelled job, which never ran because its queue was banned: the guilt the kernel
+   * recorded for the ban).
    */
   uint32_t reset_status;
   /**
@@ -1551,6 +1613,36 @@ int agx_ws_device_get_params(struct agx_ws_device *device, struct agx_ws_params 
 int agx_ws_device_get_gpu_time(struct agx_ws_device *device, uint64_t *out_ns);
 
 /**
+ * Submits a cmdbuf the driver encoded itself, as `DRM_IOCTL_ASAHI_SUBMIT` takes it (Mesa's
+ * render and compute payloads, attachment commands and barriers), in one kernel submit on
+ * `queue`. With the fault-report extension the library inserts a job info before each hardware
+ * command: restartable or not from `commands` (the restartability analysis of each command's
+ * access description), with a result record, so the job's outcome is known exactly; the
+ * driver's own bytes are not changed. The sync objects are the caller's, on the DRM file the
+ * device was opened on (as with `agx_ws_syncobj_wrap`, but used for this submit only, without
+ * a wrapper each); the job's own fence is added. On success `*out_job` is a new job handle.
+ *
+ * Errors: as `agx_ws_queue_submit` (`-ECANCELED` banned queue, recorded by a reset tracker;
+ * `-ENODEV` device gone); `-EINVAL` a malformed cmdbuf or one holding a job info, no or more
+ * hardware commands than `max_commands_per_submission` (the driver splits long work), a
+ * `command_count` other than 0 or the number of hardware commands, a description of the
+ * wrong kind (render for a compute command or the reverse, or both), a bad description (the
+ * descriptions are read only when the kernel has the extension); the kernel's errors for bad
+ * sync objects or payloads.
+ *
+ * # Safety
+ *
+ * `submit` is NULL or points to a readable `agx_ws_drm_submit` (at least its `struct_size`)
+ * whose `syncs` holds `in_sync_count + out_sync_count` entries, `cmdbuf` `cmdbuf_size`
+ * readable bytes, and `commands` `command_count` entries, each description following the
+ * rules of `agx_ws_cmdbuf_add_render` / `agx_ws_cmdbuf_add_compute`; `out_job` is NULL or
+ * valid for a write.
+ *
+ * Thread safety: thread-safe (submits to one queue are serialized).
+ */
+int agx_ws_queue_submit_drm(struct agx_ws_queue *queue, const struct agx_ws_drm_submit *submit, struct agx_ws_job **out_job);
+
+/**
  * Creates a VM with the standard layout (kernel carve-out, USC window, general memory).
  *
  * # Safety
@@ -1560,6 +1652,36 @@ int agx_ws_device_get_gpu_time(struct agx_ws_device *device, uint64_t *out_ns);
  * Thread safety: thread-safe.
  */
 int agx_ws_vm_create(struct agx_ws_device *device, struct agx_ws_vm **out_vm);
+
+/**
+ * Wraps a VM the caller created on the same DRM file as `device` (a driver that lays out its
+ * own address space, e.g. Mesa's `DRM_IOCTL_ASAHI_VM_CREATE` on the fd given to
+ * `agx_ws_device_open_fd`), with the base of its USC (shader) window as the driver passes it in
+ * `drm_asahi_queue_create::usc_exec_base`: queues can then be created on it. The VM stays the
+ * caller's: destroying the wrapper never destroys it, and the library allocates no address in
+ * it (`agx_ws_vm_bind` is `-EINVAL`; `agx_ws_vm_bind_at` at the caller's addresses works).
+ * The id is not checked here: an unknown one fails `agx_ws_queue_create` (`-ENOENT`).
+ *
+ * Errors: `-EINVAL` `usc_base` not 16 KiB aligned or `out_vm` NULL.
+ *
+ * # Safety
+ *
+ * `out_vm` is NULL or valid for a write.
+ *
+ * Thread safety: thread-safe.
+ */
+int agx_ws_vm_wrap(struct agx_ws_device *device, uint32_t vm_id, uint64_t usc_base, struct agx_ws_vm **out_vm);
+
+/**
+ * The kernel's id of the VM (`drm_asahi_vm_create::vm_id`).
+ *
+ * # Safety
+ *
+ * `out_id` is NULL or valid for a write.
+ *
+ * Thread safety: thread-safe.
+ */
+int agx_ws_vm_get_id(struct agx_ws_vm *vm, uint32_t *out_id);
 
 /**
  * Destroys the handle; the kernel VM goes when its queues are gone too.
@@ -1780,6 +1902,18 @@ int agx_ws_queue_set_reset_tracker(struct agx_ws_queue *queue, struct agx_ws_res
  * Thread safety: thread-safe (submits to one queue are serialized).
  */
 int agx_ws_queue_submit(struct agx_ws_queue *queue, struct agx_ws_cmdbuf *cmdbuf, const struct agx_ws_submit_info *info, struct agx_ws_job **out_job);
+
+/**
+ * The kernel's id of the queue (`drm_asahi_queue_create::queue_id`), e.g. for a driver's own
+ * bookkeeping or debug output.
+ *
+ * # Safety
+ *
+ * `out_id` is NULL or valid for a write.
+ *
+ * Thread safety: thread-safe.
+ */
+int agx_ws_queue_get_id(struct agx_ws_queue *queue, uint32_t *out_id);
 
 /**
  * Waits until everything submitted so far on the queue is done, at most `timeout_ns`.

@@ -24,6 +24,9 @@ pub enum Error {
     /// The command buffer cannot be built as described.
     #[error(transparent)]
     Build(#[from] crate::cmd::BuildError),
+    /// A cmdbuf the driver encoded itself is malformed.
+    #[error("driver cmdbuf: {0}")]
+    Cmdbuf(#[from] crate::cmd::decode::DecodeError),
     /// The device spec (`AGXWS_DEVICE`) cannot be understood.
     #[error("bad device spec {spec:?}: {why}")]
     BadSpec { spec: String, why: String },
@@ -43,7 +46,10 @@ impl Error {
     pub fn errno(&self) -> Errno {
         match self {
             Error::Kernel { errno, .. } => *errno,
-            Error::InvalidArgument(_) | Error::Build(_) | Error::BadSpec { .. } => Errno::INVAL,
+            Error::InvalidArgument(_)
+            | Error::Build(_)
+            | Error::Cmdbuf(_)
+            | Error::BadSpec { .. } => Errno::INVAL,
             Error::OutOfVa { .. } => Errno::NOSPC,
             Error::NotBound(_) => Errno::NOENT,
             Error::Timeout => Errno::TIME,

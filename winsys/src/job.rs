@@ -14,7 +14,7 @@ use crate::sync::{Deadline, FenceStatus, SyncObj, WaitFlags};
 
 /// Where a job's result records are.
 #[derive(Debug)]
-pub(crate) enum Records {
+pub(crate) enum RecordPlace {
     /// No records (upstream mode): fence errors only.
     None,
     /// The queue's ring, slot `(seqno - 1) % RING_SLOTS`, pinned until the job has read them.
@@ -65,7 +65,7 @@ pub struct Job {
     first_seqno: u64,
     commands: u32,
     record: ResultRecord,
-    records: Records,
+    records: RecordPlace,
     fences: ChunkFences,
     /// The rest of a split submit was refused after these commands were accepted.
     refused: Option<JobOutcome>,
@@ -78,7 +78,7 @@ impl Job {
         points: std::ops::Range<u64>,
         first_seqno: u64,
         commands: u32,
-        (record, records): (ResultRecord, Records),
+        (record, records): (ResultRecord, RecordPlace),
         fences: ChunkFences,
         refused: Option<JobOutcome>,
     ) -> Job {
@@ -115,24 +115,23 @@ impl Job {
         self.queue
             .timeline
             .wait(Some(self.points.end - 1), deadline, WaitFlags::default())?;
-        let mut o = self.read_outcome()?;
-        if let Some(r) = self.refused {
-            o = worse(o, r);
-        }
-        let o = *self.outcome.get_or_init(|| o);
-        // Read and kept: the ring slots may be reused.
-        self.release_slots();
-        Ok(o)
+        let o = self.read_outcome()?;
+        Ok(self.settle(o))
     }
 
-    fn release_slots(&self) {
-        if let (Records::Ring, Some(ring)) = (&self.records, &self.queue.ring) {
-            ring.release(self.seqnos());
-        }
-    }
-
-    /// The outcome if the job has finished, without blocking.
+    /// The outcome if the job has finished, without blocking. With result records this needs
+    /// no ioctl: the kernel writes a command's record (sequence number, `PENDING`) at submit
+    /// and its final record before the job's fences signal, so the records alone say whether
+    /// the job is done. A driver can poll every job in flight for free.
     pub fn poll(&self) -> Result<Option<JobOutcome>> {
+        if let Some(o) = self.outcome.get() {
+            return Ok(Some(*o));
+        }
+        match self.records(false)? {
+            RecordState::Final(o) => return Ok(Some(self.settle(o))),
+            RecordState::Pending => return Ok(None),
+            RecordState::Unavailable => {}
+        }
         match self.wait(Deadline::NOW) {
             Ok(o) => Ok(Some(o)),
             Err(Error::Timeout) => Ok(None),
@@ -140,39 +139,71 @@ impl Job {
         }
     }
 
+    /// Keeps the job's final outcome (with the refusal of a split submit's rest).
+    fn settle(&self, mut o: JobOutcome) -> JobOutcome {
+        if let Some(r) = self.refused {
+            o = worse(o, r);
+        }
+        let o = *self.outcome.get_or_init(|| o);
+        // Read and kept: the ring slots may be reused.
+        self.release_slots();
+        o
+    }
+
+    fn release_slots(&self) {
+        if let (RecordPlace::Ring, Some(ring)) = (&self.records, &self.queue.ring) {
+            ring.release(self.seqnos());
+        }
+    }
+
+    /// What the job's result records say; `signalled`: the job's fence is known to have
+    /// signalled (then its records are final, unless the kernel never completed one). Its ring
+    /// slots stay pinned until it has read them: nobody reuses them meanwhile.
+    fn records(&self, signalled: bool) -> Result<RecordState> {
+        let (bo, ring) = match (&self.records, &self.queue.ring) {
+            (RecordPlace::Ring, Some(ring)) => (&ring.bo, true),
+            (RecordPlace::Own(bo), _) => (bo, false),
+            _ => return Ok(RecordState::Unavailable),
+        };
+        let map = bo.map()?;
+        let size = self.record.size();
+        let mut worst = JobOutcome::Complete;
+        let mut pending = false;
+        for seqno in self.seqnos() {
+            let mut rec = ext::drm_asahi_ext_result::default();
+            let off = if ring {
+                ResultRing::offset(seqno)
+            } else {
+                (seqno - self.first_seqno) * SLOT_BYTES
+            };
+            map.read(off as usize, &mut bytemuck::bytes_of_mut(&mut rec)[..size])
+                .map_err(crate::error::kernel("result read"))?;
+            // Status-only records carry no sequence number: before the fence signalled, a
+            // pending slot cannot be told from an older command's final record.
+            let ours = match self.record {
+                ResultRecord::StatusOnly => signalled,
+                _ => rec.seqno == seqno,
+            };
+            match JobOutcome::from_record(&rec) {
+                Some(o) if ours => worst = worse(worst, o),
+                None if ours && !signalled => pending = true,
+                _ => return Ok(RecordState::Unavailable),
+            }
+        }
+        Ok(if pending {
+            RecordState::Pending
+        } else {
+            RecordState::Final(worst)
+        })
+    }
+
     /// Reads the outcome of a finished job: result records with the extension, else the
     /// errors of the chunks' own fences. The job's outcome is its worst command's.
     fn read_outcome(&self) -> Result<JobOutcome> {
-        let mut worst = JobOutcome::Complete;
-        let (bo, ring) = match (&self.records, &self.queue.ring) {
-            (Records::Ring, Some(ring)) => (Some(&ring.bo), true),
-            (Records::Own(bo), _) => (Some(bo), false),
-            _ => (None, false),
-        };
-        if let Some(bo) = bo {
-            let map = bo.map()?;
-            let mut all_records = true;
-            let size = self.record.size();
-            for seqno in self.seqnos() {
-                let mut rec = ext::drm_asahi_ext_result::default();
-                // The slot stays pinned until this job has read it: nobody reuses it meanwhile.
-                let off = if ring {
-                    ResultRing::offset(seqno)
-                } else {
-                    (seqno - self.first_seqno) * SLOT_BYTES
-                };
-                map.read(off as usize, &mut bytemuck::bytes_of_mut(&mut rec)[..size])
-                    .map_err(crate::error::kernel("result read"))?;
-                let seqno_ok = self.record == ResultRecord::StatusOnly || rec.seqno == seqno;
-                match JobOutcome::from_record(&rec) {
-                    Some(o) if seqno_ok => worst = worse(worst, o),
-                    _ => all_records = false,
-                }
-            }
-            if all_records {
-                return Ok(worst);
-            }
+        if let RecordState::Final(o) = self.records(true)? {
+            return Ok(o);
         }
+        let mut worst = JobOutcome::Complete;
         // Upstream mode, or a record the kernel never completed (a device gone before writing
         // it): fence errors. A chunk's own binary fence keeps its error; a signalled timeline
         // point does not (last resort only).
@@ -202,6 +233,16 @@ impl Drop for Job {
     fn drop(&mut self) {
         self.release_slots();
     }
+}
+
+/// What a job's result records say.
+enum RecordState {
+    /// Every command's record is final: the job's outcome.
+    Final(JobOutcome),
+    /// A command's record is still the `PENDING` one its submit wrote.
+    Pending,
+    /// No records (upstream mode), or one the kernel never completed: ask the fences.
+    Unavailable,
 }
 
 /// Severity order of outcomes: the device going away beats a fault, beats a kill, beats a

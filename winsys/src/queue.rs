@@ -20,11 +20,12 @@ use std::sync::{Arc, Mutex};
 use agx_uapi::asahi::*;
 use agx_uapi::fault_ext as ext;
 
+use crate::analysis::Verdict;
 use crate::bo::{Bo, BoFlags};
-use crate::cmd::{CommandBuffer, JobInfoSlot};
+use crate::cmd::{driver, CommandBuffer, JobInfoSlot, ResultRecord, Subqueue};
 use crate::error::{Error, Result};
 use crate::ioctl;
-use crate::job::{ChunkFences, Job, QueueState, Records};
+use crate::job::{ChunkFences, Job, QueueState, RecordPlace};
 use crate::outcome::JobOutcome;
 use crate::sync::{Deadline, SyncObj, WaitFlags};
 use crate::vm::Vm;
@@ -263,44 +264,17 @@ impl Queue {
         let st = &mut *st;
         let first_seqno = st.seqno + 1;
         let first_point = st.next_point;
-        let records = match &sh.ring {
-            None => Records::None,
-            Some(ring) if slots_free(ring, &sh.timeline, st, first_seqno, total as u64)? => {
-                Records::Ring
-            }
-            // Never wait for the GPU (or a reader) here: this job gets records of its own.
-            Some(_) => {
-                let bo = Bo::new(&q.dev, total as u64 * SLOT_BYTES, BoFlags::WRITEBACK, None)?;
-                bo.map()?;
-                Records::Own(bo)
-            }
-        };
+        let records = place_records(q, st, first_seqno, total as u64)?;
         let mut fences = ChunkFences::default();
         let mut start = 0;
         while start < total {
             let end = (start + max).min(total);
             let chunk_seqno = st.seqno + 1;
             let point = st.next_point;
-            // Upstream mode: the chunk's own fence, kept in a binary object, is the only place
-            // its error survives (a signalled timeline point exports as a stub fence).
-            let own = match sh.ring {
-                None => Some(SyncObj::new(&q.dev, false)?),
-                Some(_) => None,
-            };
-            let ring_handle = sh.ring.as_ref().map(|r| r.bo.handle());
+            let own = own_fence(q)?;
             let slot = |i: usize| -> Option<JobInfoSlot> {
                 let seqno = chunk_seqno + (i - start) as u64;
-                match &records {
-                    Records::None => None,
-                    Records::Ring => Some(JobInfoSlot {
-                        handle: ring_handle?,
-                        offset: ResultRing::offset(seqno),
-                    }),
-                    Records::Own(bo) => Some(JobInfoSlot {
-                        handle: bo.handle(),
-                        offset: (seqno - first_seqno) * SLOT_BYTES,
-                    }),
-                }
+                record_slot(&records, sh.ring.as_ref(), first_seqno, seqno)
             };
             cb.encode(start..end, &slot, &mut st.cmdbuf);
             st.syncs.clear();
@@ -336,15 +310,7 @@ impl Queue {
                 );
             }
             fences.push(own);
-            let seqnos = chunk_seqno..chunk_seqno + (end - start) as u64;
-            if let (Records::Ring, Some(ring)) = (&records, &sh.ring) {
-                ring.pin(seqnos.clone());
-                for s in seqnos {
-                    st.slot_points[ResultRing::slot(s)] = point;
-                }
-            }
-            st.next_point += 1;
-            st.seqno += (end - start) as u64;
+            committed(sh, st, &records, (end - start) as u64);
             start = end;
         }
         Ok(Job::new(
@@ -353,6 +319,101 @@ impl Queue {
             first_seqno,
             total as u32,
             (cb.result_record(), records),
+            fences,
+            None,
+        ))
+    }
+
+    /// Submits a cmdbuf the driver encoded itself (headers, payloads, attachment commands and
+    /// barriers as the uAPI defines them: Mesa's) in one kernel submit. With the fault-report
+    /// extension a job info goes right before each hardware command, with the flags of
+    /// `verdict(i, subqueue)` (the analysis of the `i`-th hardware command's access description)
+    /// and a slot of the queue's result ring (`verdict` is only called then, and its error
+    /// fails the submit); the driver's own bytes are not changed. `waits`
+    /// and `signals` are the caller's sync objects on the device's DRM file, as the uAPI names
+    /// them: the library uses the handles for this submit only (as the kernel does) and adds the
+    /// queue's timeline point, the job's fence.
+    ///
+    /// The driver splits long work itself: more hardware commands than
+    /// `max_commands_per_submission` is [`Error::InvalidArgument`], and so is a cmdbuf with
+    /// none, or with another number of hardware commands than `expected` (the caller's count of
+    /// descriptions); a malformed one is [`Error::Cmdbuf`].
+    pub fn submit_encoded(
+        &self,
+        cmdbuf: &[u8],
+        expected: Option<usize>,
+        verdict: &mut dyn FnMut(usize, Subqueue) -> Result<Verdict>,
+        waits: &[drm_asahi_sync],
+        signals: &[drm_asahi_sync],
+    ) -> Result<Job> {
+        let q = &self.inner;
+        let sh = &*q.shared;
+        let max = q.dev.params().max_commands_per_submission.max(1) as usize;
+        let mut st = q.submitting.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *st;
+        let seqno = st.seqno + 1;
+        let point = st.next_point;
+        if expected.is_some_and(|n| n > max) {
+            return Err(Error::InvalidArgument(
+                "more hardware commands than one submit takes",
+            ));
+        }
+        // The count is known once the cmdbuf is parsed: place records for the most it may be.
+        let records = match sh.ring {
+            Some(_) => place_records(q, st, seqno, expected.unwrap_or(max) as u64)?,
+            None => RecordPlace::None,
+        };
+        let record = ResultRecord::default();
+        let count = driver::tag::<Error>(
+            cmdbuf,
+            &mut |i, sub| {
+                let Some(slot) = record_slot(&records, sh.ring.as_ref(), seqno, seqno + i as u64)
+                else {
+                    return Ok(None);
+                };
+                let v = verdict(i, sub)?;
+                Ok(Some(ext::drm_asahi_ext_job_info {
+                    flags: v.job_info_flags() | record.flags(),
+                    reasons: v.job_info_reasons(),
+                    result_handle: slot.handle,
+                    pad: 0,
+                    result_offset: slot.offset,
+                }))
+            },
+            &mut st.cmdbuf,
+        )?;
+        if count == 0 {
+            return Err(Error::InvalidArgument("cmdbuf without a hardware command"));
+        }
+        if expected.is_some_and(|n| n != count) {
+            return Err(Error::InvalidArgument(
+                "not as many access descriptions as hardware commands",
+            ));
+        }
+        if count > max {
+            return Err(Error::InvalidArgument(
+                "more hardware commands than one submit takes",
+            ));
+        }
+        let own = own_fence(q)?;
+        st.syncs.clear();
+        st.syncs.extend_from_slice(waits);
+        st.syncs
+            .push(SyncPoint::timeline(&sh.timeline, point).raw());
+        if let Some(own) = &own {
+            st.syncs.push(SyncPoint::binary(own).raw());
+        }
+        st.syncs.extend_from_slice(signals);
+        ioctl::submit(q.dev.kernel(), q.id, &st.syncs, waits.len(), &st.cmdbuf)?;
+        committed(sh, st, &records, count as u64);
+        let mut fences = ChunkFences::default();
+        fences.push(own);
+        Ok(Job::new(
+            q.shared.clone(),
+            point..point + 1,
+            seqno,
+            count as u32,
+            (record, records),
             fences,
             None,
         ))
@@ -390,6 +451,46 @@ impl Queue {
     }
 }
 
+/// Where the records of up to `count` commands from sequence number `first` go: the ring when
+/// its slots are free now, else a BO of the job's own. Never waits for the GPU or a reader.
+fn place_records(
+    q: &QueueInner,
+    st: &mut Submitting,
+    first: u64,
+    count: u64,
+) -> Result<RecordPlace> {
+    let sh = &*q.shared;
+    match &sh.ring {
+        None => Ok(RecordPlace::None),
+        Some(ring) if slots_free(ring, &sh.timeline, st, first, count)? => Ok(RecordPlace::Ring),
+        Some(_) => {
+            let bo = Bo::new(&q.dev, count * SLOT_BYTES, BoFlags::WRITEBACK, None)?;
+            bo.map()?;
+            Ok(RecordPlace::Own(bo))
+        }
+    }
+}
+
+/// Where the kernel writes the record of command `seqno` of a job whose first is `first`.
+fn record_slot(
+    records: &RecordPlace,
+    ring: Option<&ResultRing>,
+    first: u64,
+    seqno: u64,
+) -> Option<JobInfoSlot> {
+    match records {
+        RecordPlace::None => None,
+        RecordPlace::Ring => Some(JobInfoSlot {
+            handle: ring?.bo.handle(),
+            offset: ResultRing::offset(seqno),
+        }),
+        RecordPlace::Own(bo) => Some(JobInfoSlot {
+            handle: bo.handle(),
+            offset: (seqno - first) * SLOT_BYTES,
+        }),
+    }
+}
+
 /// Whether the ring slots of `count` commands from sequence number `first` may be reused now:
 /// every command that used them is done (the timeline says so, asked without waiting) and its
 /// job has read its outcome or is gone. Never blocks.
@@ -417,6 +518,29 @@ fn slots_free(
     Ok(need <= st.completed)
 }
 
+/// Upstream mode: a kernel submit's own fence, kept in a binary object, is the only place its
+/// error survives (a signalled timeline point exports as a stub fence).
+fn own_fence(q: &QueueInner) -> Result<Option<SyncObj>> {
+    match q.shared.ring {
+        None => Ok(Some(SyncObj::new(&q.dev, false)?)),
+        Some(_) => Ok(None),
+    }
+}
+
+/// Books a kernel submit of `count` hardware commands that the kernel accepted: it signals the
+/// next timeline point and used the next sequence numbers; ring slots stay pinned for the job.
+fn committed(sh: &QueueShared, st: &mut Submitting, records: &RecordPlace, count: u64) {
+    let seqnos = st.seqno + 1..st.seqno + 1 + count;
+    if let (RecordPlace::Ring, Some(ring)) = (records, &sh.ring) {
+        ring.pin(seqnos.clone());
+        for s in seqnos {
+            st.slot_points[ResultRing::slot(s)] = st.next_point;
+        }
+    }
+    st.next_point += 1;
+    st.seqno += count;
+}
+
 /// A later chunk of a split submit was refused (typically `ECANCELED`: an earlier chunk already
 /// faulted and got the queue banned, or `ENODEV`). The chunks already accepted are a job of
 /// their own; the caller's out-syncs get the last accepted chunk's fence, so they signal, with
@@ -429,7 +553,7 @@ fn refused_midway(
     signals: &[SyncPoint<'_>],
     (first_point, first_seqno): (u64, u64),
     accepted: usize,
-    records: Records,
+    records: RecordPlace,
     fences: ChunkFences,
     cb: &CommandBuffer,
 ) -> Result<Job> {

@@ -88,13 +88,17 @@ pub(crate) struct VmInner {
     pub(crate) dev: Device,
     pub(crate) id: u32,
     layout: VmLayout,
+    /// Created here (destroyed with the last reference), or the caller's ([`Vm::wrap`]).
+    owned: bool,
     state: Mutex<VmState>,
 }
 
 impl Drop for VmInner {
     fn drop(&mut self) {
         // Destroying the VM unbinds everything; nothing else can still use it (queues hold it).
-        let _ = ioctl::vm_destroy(self.dev.kernel(), self.id);
+        if self.owned {
+            let _ = ioctl::vm_destroy(self.dev.kernel(), self.id);
+        }
     }
 }
 
@@ -111,19 +115,55 @@ impl Vm {
         let id = ioctl::vm_create(dev.kernel(), layout.kernel.0, layout.kernel.1)?;
         let mut general = VaAllocator::new(layout.user.0, layout.usc.0);
         general.free(layout.usc.1, layout.user.1 - layout.usc.1);
+        let shader = VaAllocator::new(layout.usc.0, layout.usc.1);
+        Ok(Vm::from_parts(dev, id, layout, true, general, shader))
+    }
+
+    fn from_parts(
+        dev: &Device,
+        id: u32,
+        layout: VmLayout,
+        owned: bool,
+        general: VaAllocator,
+        shader: VaAllocator,
+    ) -> Vm {
         let state = VmState {
             general,
-            shader: VaAllocator::new(layout.usc.0, layout.usc.1),
+            shader,
             bindings: BTreeMap::new(),
         };
-        Ok(Vm {
+        Vm {
             inner: Arc::new(VmInner {
                 dev: dev.clone(),
                 id,
                 layout,
+                owned,
                 state: Mutex::new(state),
             }),
-        })
+        }
+    }
+
+    /// A VM the caller created on the same DRM file (a driver's own, e.g. Mesa's, which lays
+    /// out and allocates its address space itself), with the base of its USC window: queues can
+    /// be created on it. It stays the caller's: never destroyed here, and no address is
+    /// allocated in it ([`Vm::bind`] fails; [`Vm::bind_at`] at the caller's addresses works).
+    /// The id is not checked here: a wrong one fails at [`crate::Queue::new`] (`ENOENT`).
+    pub fn wrap(dev: &Device, id: u32, usc_base: u64) -> Result<Vm> {
+        if usc_base % PAGE_SIZE != 0 {
+            return Err(Error::InvalidArgument("USC base not page aligned"));
+        }
+        let layout = VmLayout {
+            user: (0, 0),
+            kernel: (0, 0),
+            usc: (usc_base, usc_base.saturating_add(USC_WINDOW)),
+        };
+        let none = || VaAllocator::new(0, 0);
+        Ok(Vm::from_parts(dev, id, layout, false, none(), none()))
+    }
+
+    /// Whether the VM is the caller's ([`Vm::wrap`]).
+    pub fn is_wrapped(&self) -> bool {
+        !self.inner.owned
     }
 
     /// The kernel's VM id.
@@ -153,6 +193,11 @@ impl Vm {
     pub fn bind(&self, bo: &Bo, access: Access, class: VaClass) -> Result<u64> {
         if class == VaClass::Shader && access.contains(Access::WRITE) {
             return Err(Error::InvalidArgument("shader memory is bound read-only"));
+        }
+        if !self.inner.owned {
+            return Err(Error::InvalidArgument(
+                "a wrapped VM's addresses are its owner's: bind at a chosen address",
+            ));
         }
         let size = bo.size();
         let mut st = self.state();

@@ -67,6 +67,13 @@ pub enum DecodeError {
         /// Offset of the header.
         offset: usize,
     },
+    /// A job info in a cmdbuf the driver encoded: job infos carry the winsys' result slots, so
+    /// only the winsys writes them.
+    #[error("command at offset {offset}: a job info in a driver-encoded cmdbuf")]
+    DriverJobInfo {
+        /// Offset of the job info's header.
+        offset: usize,
+    },
     /// A job info not followed by a hardware command (another job info comes first, or the
     /// buffer ends).
     #[error("job info at offset {offset} applies to no hardware command")]

@@ -13,6 +13,7 @@
 //!   attachment commands, job infos (fault-report extension) and barriers remapped for the
 //!   range, so a long command buffer can be split into several submits.
 //! - [`decode`](mod@decode): the inverse, for tests and the fault suite.
+//! - [`driver`]: cmdbufs a driver (Mesa) encoded itself, which get job infos inserted.
 //!
 //! # Ordering
 //!
@@ -23,6 +24,7 @@
 
 mod compute;
 pub mod decode;
+pub mod driver;
 pub mod encode;
 mod render;
 

@@ -108,7 +108,7 @@ fn ds(d: &agx_ws_ds_attachment) -> FfiResult<DepthStencilAttachment<Va>> {
 /// # Safety
 ///
 /// `a`'s pointers and counts follow the contract of `agx_ws_cmdbuf_add_render`.
-unsafe fn render_access(a: &agx_ws_render_access) -> FfiResult<RenderPass<Va>> {
+pub(crate) unsafe fn render_access(a: &agx_ws_render_access) -> FfiResult<RenderPass<Va>> {
     let known = AGX_WS_RENDER_ACCESS_SHADER_UNKNOWN | AGX_WS_RENDER_ACCESS_NO_PARTIAL_RENDERS;
     if a.flags & !known != 0 {
         return Err(einval("unknown AGX_WS_RENDER_ACCESS_* flags"));
@@ -184,7 +184,7 @@ unsafe fn render_access(a: &agx_ws_render_access) -> FfiResult<RenderPass<Va>> {
 /// # Safety
 ///
 /// `a`'s pointers and counts follow the contract of `agx_ws_cmdbuf_add_compute`.
-unsafe fn compute_access(a: &agx_ws_compute_access) -> FfiResult<ComputeCommand<Va>> {
+pub(crate) unsafe fn compute_access(a: &agx_ws_compute_access) -> FfiResult<ComputeCommand<Va>> {
     let mut cmd = ComputeCommand::new();
     // SAFETY: the caller's contract: dispatches points to dispatch_count elements (plain data).
     for d in unsafe { slice(a.dispatches, a.dispatch_count, "access->dispatches") }? {

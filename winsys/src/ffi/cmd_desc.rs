@@ -99,7 +99,7 @@ pub enum agx_ws_dep_kind {
 
 /// A GPU VA range `[base, base + size)`: an attachment of the firmware, or an access range.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct agx_ws_range {
     pub base: u64,
     pub size: u64,
@@ -165,7 +165,7 @@ pub struct agx_ws_deps {
 
 /// A color attachment (or resolve target) of a pass, for the analysis.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct agx_ws_color_attachment {
     /// Every byte the pass may load or store.
     pub range: agx_ws_range,
@@ -180,7 +180,7 @@ pub struct agx_ws_color_attachment {
 
 /// The depth or the stencil aspect of a pass, for the analysis.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct agx_ws_ds_attachment {
     pub range: agx_ws_range,
     /// An `agx_ws_load_op`.
@@ -195,7 +195,7 @@ pub struct agx_ws_ds_attachment {
 
 /// A declared shader (or fixed-function) memory access.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct agx_ws_shader_access {
     pub range: agx_ws_range,
     /// An `agx_ws_shader_access_kind`.
@@ -205,7 +205,7 @@ pub struct agx_ws_shader_access {
 
 /// An occlusion query counting into `range`.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct agx_ws_occlusion_query {
     pub range: agx_ws_range,
     /// Non-zero: the command zeroes the counter before any draw.
@@ -215,7 +215,7 @@ pub struct agx_ws_occlusion_query {
 
 /// A transform feedback buffer.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct agx_ws_xfb {
     pub buffer: agx_ws_range,
     /// The counter buffer, when `has_counter`.

@@ -212,20 +212,33 @@ pub(crate) unsafe fn out_opt<T>(p: *mut T, what: &'static str) -> FfiResult<Opti
 ///
 /// When `n > 0`, `p` is NULL or points to `n` readable, initialised `T`s for `'a`, and every bit
 /// pattern is a valid `T`.
+/// Inlined: a driver's submit passes several (mostly empty) arrays; the failures are out of line.
+#[inline]
 pub(crate) unsafe fn slice<'a, T>(p: *const T, n: u32, what: &'static str) -> FfiResult<&'a [T]> {
     if n == 0 {
         return Ok(&[]);
     }
-    if n > MAX_ARRAY {
-        return Err(Fail::new(
-            libc::EINVAL,
-            format!("{what}: count {n} is larger than {MAX_ARRAY}"),
-        ));
+    if n > MAX_ARRAY || p.is_null() || !p.is_aligned() {
+        return Err(bad_array(p, n, what));
     }
-    check_ptr(p, what)?;
     // SAFETY: non-null, aligned, n elements readable for 'a (caller), n bounded above so the
     // byte size cannot overflow isize.
     Ok(unsafe { std::slice::from_raw_parts(p, n as usize) })
+}
+
+/// Why [`slice`] refused an array.
+#[cold]
+fn bad_array<T>(p: *const T, n: u32, what: &'static str) -> Fail {
+    if n > MAX_ARRAY {
+        return Fail::new(
+            libc::EINVAL,
+            format!("{what}: count {n} is larger than {MAX_ARRAY}"),
+        );
+    }
+    match check_ptr(p, what) {
+        Err(f) => f,
+        Ok(()) => einval("bad array"),
+    }
 }
 
 /// An output array of `n` elements C provides (possibly uninitialised; NULL allowed when `n` is

@@ -61,7 +61,32 @@ handles! {
     super::sim::agx_ws_sim_stream => SimStream(super::sim::StreamObj), "simulator stream";
 }
 
-static REGISTRY: LazyLock<RwLock<HashMap<usize, Object>>> = LazyLock::new(Default::default);
+/// Hashes registry keys (counter values, 16 apart) with one multiplication instead of SipHash:
+/// every C call looks a handle up, several per submit in a driver's hot path, and the keys are
+/// ours, not an attacker's.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, key: usize) {
+        // Fibonacci hashing: spreads consecutive keys over the high bits the table uses.
+        self.0 = ((key as u64) >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Registry = HashMap<usize, Object, std::hash::BuildHasherDefault<KeyHasher>>;
+
+static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(Default::default);
 /// Next key. Starts high and steps by 16 so keys look like (and are as aligned as) heap pointers
 /// in a debugger, while never being one.
 static NEXT: AtomicUsize = AtomicUsize::new(0x1000);
@@ -151,7 +176,7 @@ pub(crate) fn unregister<H: Handle>(h: *mut H) -> FfiResult<Arc<H::Target>> {
                 if reg.is_empty() {
                     // Give the table back when the last handle goes, so a program that
                     // destroyed everything ends with no library memory (clean leak checks).
-                    *reg = HashMap::new();
+                    *reg = Registry::default();
                 }
                 Ok(H::get(&obj).expect("checked kind").clone())
             }

@@ -101,6 +101,55 @@ pub unsafe extern "C" fn agx_ws_vm_create(
     })
 }
 
+/// Wraps a VM the caller created on the same DRM file as `device` (a driver that lays out its
+/// own address space, e.g. Mesa's `DRM_IOCTL_ASAHI_VM_CREATE` on the fd given to
+/// `agx_ws_device_open_fd`), with the base of its USC (shader) window as the driver passes it in
+/// `drm_asahi_queue_create::usc_exec_base`: queues can then be created on it. The VM stays the
+/// caller's: destroying the wrapper never destroys it, and the library allocates no address in
+/// it (`agx_ws_vm_bind` is `-EINVAL`; `agx_ws_vm_bind_at` at the caller's addresses works).
+/// The id is not checked here: an unknown one fails `agx_ws_queue_create` (`-ENOENT`).
+///
+/// Errors: `-EINVAL` `usc_base` not 16 KiB aligned or `out_vm` NULL.
+///
+/// # Safety
+///
+/// `out_vm` is NULL or valid for a write.
+///
+/// Thread safety: thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn agx_ws_vm_wrap(
+    device: *mut agx_ws_device,
+    vm_id: u32,
+    usc_base: u64,
+    out_vm: *mut *mut agx_ws_vm,
+) -> c_int {
+    call("agx_ws_vm_wrap", || {
+        // SAFETY: the caller's contract, forwarded.
+        let out_vm = unsafe { out(out_vm, "out_vm") }?;
+        let dev = lookup(device)?;
+        let vm = Vm::wrap(&dev, vm_id, usc_base)?;
+        out_vm.write(handle::register(vm));
+        Ok(0)
+    })
+}
+
+/// The kernel's id of the VM (`drm_asahi_vm_create::vm_id`).
+///
+/// # Safety
+///
+/// `out_id` is NULL or valid for a write.
+///
+/// Thread safety: thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn agx_ws_vm_get_id(vm: *mut agx_ws_vm, out_id: *mut u32) -> c_int {
+    call("agx_ws_vm_get_id", || {
+        // SAFETY: the caller's contract, forwarded.
+        let out_id = unsafe { out(out_id, "out_id") }?;
+        out_id.write(lookup(vm)?.id());
+        Ok(0)
+    })
+}
+
 /// Destroys the handle; the kernel VM goes when its queues are gone too.
 ///
 /// # Safety

@@ -21,6 +21,7 @@
 pub mod cmd;
 pub mod cmd_desc;
 pub mod device;
+pub mod drm_submit;
 mod guard;
 mod handle;
 pub mod memory;

@@ -30,11 +30,15 @@ pub(crate) struct QueueObj {
     pub(crate) queue: Queue,
     /// The reset tracker job outcomes of this queue feed (`agx_ws_queue_set_reset_tracker`).
     pub(crate) tracker: Mutex<Option<Arc<ResetTracker>>>,
+    /// Verdicts of the access descriptions of `agx_ws_queue_submit_drm`.
+    pub(crate) verdicts: Mutex<super::drm_submit::VerdictCache>,
 }
 
 pub(crate) struct JobObj {
     pub(crate) job: Job,
     pub(crate) tracker: Option<Arc<ResetTracker>>,
+    /// Its queue, to ask why a cancelled job never ran.
+    pub(crate) queue: Queue,
 }
 
 /// Queue priority (`agx_ws_queue_create`).
@@ -137,7 +141,9 @@ pub struct agx_ws_job_outcome {
     pub guilt: u32,
     /// Replays of an `AGX_WS_JOB_REPLAYED` job.
     pub replay_count: u32,
-    /// The `agx_ws_reset_status` (`pipe_reset_status`) this outcome implies for its GL context.
+    /// The `agx_ws_reset_status` (`pipe_reset_status`) this outcome implies for its GL context
+    /// (for a cancelled job, which never ran because its queue was banned: the guilt the kernel
+    /// recorded for the ban).
     pub reset_status: u32,
     /// The `VkResult` it maps to: `VK_SUCCESS` (0) or `VK_ERROR_DEVICE_LOST` (-4).
     pub vk_result: i32,
@@ -225,7 +231,7 @@ fn status(o: &JobOutcome) -> agx_ws_job_status {
     }
 }
 
-fn c_outcome(o: &JobOutcome) -> agx_ws_job_outcome {
+fn c_outcome(o: &JobOutcome, reset: ResetStatus) -> agx_ws_job_outcome {
     agx_ws_job_outcome {
         struct_size: size_of::<agx_ws_job_outcome>() as u32,
         status: status(o) as u32,
@@ -234,7 +240,7 @@ fn c_outcome(o: &JobOutcome) -> agx_ws_job_outcome {
             JobOutcome::Replayed(n) => *n,
             _ => 0,
         },
-        reset_status: ResetStatus::from_outcome(o) as u32,
+        reset_status: reset as u32,
         vk_result: vk_result_for(o),
         has_fault: o.fault().is_some() as u32,
         pad: 0,
@@ -242,16 +248,47 @@ fn c_outcome(o: &JobOutcome) -> agx_ws_job_outcome {
     }
 }
 
-/// The reset status a submit error implies for the queue's context, if any: a banned queue
-/// (`ECANCELED`) takes the guilt the kernel recorded, a gone device is unknown.
-fn submit_error_status(q: &Queue, e: &Error) -> Option<ResetStatus> {
-    match JobOutcome::from_submit_error(e)? {
-        JobOutcome::Cancelled => Some(match q.state().ok().and_then(|s| s.guilt) {
+/// The reset status an outcome implies for the queue's context. A cancelled job (it never
+/// ran: its queue was banned first, or a submit was refused for that) takes the guilt the
+/// kernel recorded for the ban, not its own unknown: a context whose killed job is seen after
+/// the cancelled one behind it is innocent, not unknown.
+fn reset_status(q: &Queue, o: &JobOutcome) -> ResetStatus {
+    match o {
+        JobOutcome::Cancelled => match q.state().ok().and_then(|s| s.guilt) {
             Some(Guilt::Guilty) => ResetStatus::Guilty,
             Some(Guilt::Innocent) => ResetStatus::Innocent,
             _ => ResetStatus::Unknown,
-        }),
-        o => Some(ResetStatus::from_outcome(&o)),
+        },
+        o => ResetStatus::from_outcome(o),
+    }
+}
+
+/// The reset status a submit error implies for the queue's context, if any: a banned queue
+/// (`ECANCELED`) takes the guilt the kernel recorded, a gone device is unknown.
+fn submit_error_status(q: &Queue, e: &Error) -> Option<ResetStatus> {
+    Some(reset_status(q, &JobOutcome::from_submit_error(e)?))
+}
+
+/// What a submit to `queue` gives the C caller: a new job handle (feeding `tracker`), or its
+/// error, which a refusal for a reset (a banned queue, a gone device) first reports to
+/// `tracker`. Call it with no lock held: the tracker's callback may call back into the library.
+pub(crate) fn job_handle(
+    queue: &Queue,
+    tracker: Option<Arc<ResetTracker>>,
+    submitted: Result<Job, Error>,
+) -> FfiResult<*mut agx_ws_job> {
+    match submitted {
+        Ok(job) => Ok(handle::register(JobObj {
+            job,
+            tracker,
+            queue: queue.clone(),
+        })),
+        Err(e) => {
+            if let (Some(t), Some(s)) = (&tracker, submit_error_status(queue, &e)) {
+                t.observe(s);
+            }
+            Err(Fail::from(e))
+        }
     }
 }
 
@@ -289,6 +326,7 @@ pub unsafe extern "C" fn agx_ws_queue_create(
         out_queue.write(handle::register(QueueObj {
             queue,
             tracker: Mutex::new(None),
+            verdicts: Mutex::default(),
         }));
         Ok(0)
     })
@@ -373,16 +411,25 @@ pub unsafe extern "C" fn agx_ws_queue_submit(
                 .submit(&cb, &sync_points(&waits), &sync_points(&signals))
         };
         // The command buffer is unlocked again: a reset callback may use it.
-        let job = match submitted {
-            Ok(j) => j,
-            Err(e) => {
-                if let (Some(t), Some(s)) = (&tracker, submit_error_status(&q.queue, &e)) {
-                    t.observe(s);
-                }
-                return Err(Fail::from(e));
-            }
-        };
-        out_job.write(handle::register(JobObj { job, tracker }));
+        out_job.write(job_handle(&q.queue, tracker, submitted)?);
+        Ok(0)
+    })
+}
+
+/// The kernel's id of the queue (`drm_asahi_queue_create::queue_id`), e.g. for a driver's own
+/// bookkeeping or debug output.
+///
+/// # Safety
+///
+/// `out_id` is NULL or valid for a write.
+///
+/// Thread safety: thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn agx_ws_queue_get_id(queue: *mut agx_ws_queue, out_id: *mut u32) -> c_int {
+    call("agx_ws_queue_get_id", || {
+        // SAFETY: the caller's contract, forwarded.
+        let out_id = unsafe { out(out_id, "out_id") }?;
+        out_id.write(lookup(queue)?.queue.id());
         Ok(0)
     })
 }
@@ -463,19 +510,25 @@ pub unsafe extern "C" fn agx_ws_job_wait(
         let j = lookup(job)?;
         // SAFETY: the caller's contract, forwarded.
         let o = unsafe { output(out_outcome, "out_outcome") }?;
-        let outcome = wait(&j, timeout_ns)?;
-        o.write(c_outcome(&outcome));
+        let (outcome, reset) = wait(&j, timeout_ns)?;
+        o.write(c_outcome(&outcome, reset));
         Ok(0)
     })
 }
 
-/// Waits for a job and feeds its tracker.
-pub(crate) fn wait(j: &JobObj, timeout_ns: u64) -> FfiResult<JobOutcome> {
-    let outcome = j.job.wait(deadline(timeout_ns))?;
+/// Waits for a job and feeds its tracker with the reset status it implies.
+pub(crate) fn wait(j: &JobObj, timeout_ns: u64) -> FfiResult<(JobOutcome, ResetStatus)> {
+    let outcome = if timeout_ns == 0 {
+        // A poll: free of ioctls once the job's result records are final.
+        j.job.poll()?.ok_or(Error::Timeout)?
+    } else {
+        j.job.wait(deadline(timeout_ns))?
+    };
+    let reset = reset_status(&j.queue, &outcome);
     if let Some(t) = &j.tracker {
-        t.observe(ResetStatus::from_outcome(&outcome));
+        t.observe(reset);
     }
-    Ok(outcome)
+    Ok((outcome, reset))
 }
 
 /// Exports the job's out-fence (signalled when all of it is done) as a sync_file; the caller

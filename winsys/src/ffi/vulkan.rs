@@ -143,7 +143,7 @@ pub unsafe extern "C" fn agx_ws_vk_device_wait_job(
         let state = lookup(vk)?;
         let j = lookup(job)?;
         let r = match wait(&j, timeout_ns) {
-            Ok(o) => {
+            Ok((o, _)) => {
                 if let Some(report) = FaultReport::from_outcome(&o, submission) {
                     state.set_lost(report);
                 }

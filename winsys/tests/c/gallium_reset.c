@@ -94,10 +94,19 @@ main(void)
    OK(agx_ws_sim_hold(dev));
    uint64_t big = ctx_alloc(&a.c, 2 << 20);
    agx_ws_job *victim = submit_clear(&a.c, big, 2 << 20, 0x40404040);
+   /* Queued behind the victim: cancelled when A's queue is banned. */
+   agx_ws_job *behind = submit_clear(&a.c, ctx_alloc(&a.c, 4096), 4096, 0x41414141);
    OK(agx_ws_sim_inject(b.c.queue, AGX_WS_INJECT_FAULT, 10000));
    agx_ws_job *culprit =
       submit_clear_after(&b.c, ctx_alloc(&b.c, 4096), 4096, 0x07070707, 100000);
    OK(agx_ws_sim_release(dev));
+
+   /* Gallium cleans up whichever batch signalled first: the cancelled one may come before the
+    * killed one. It never ran; A is innocent all the same, not unknown. */
+   struct agx_ws_job_outcome bo = wait_job(behind);
+   CHECK(bo.status == AGX_WS_JOB_CANCELLED);
+   CHECK(bo.reset_status == AGX_WS_INNOCENT_CONTEXT_RESET);
+   OK(agx_ws_job_destroy(behind));
 
    struct agx_ws_job_outcome vo = wait_job(victim);
    CHECK(vo.status == AGX_WS_JOB_KILLED);
