@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Meson glue for the agx-winsys static library (see docs/c-abi.md).
 
-  build        run cargo to build libagx_winsys.a into a target directory inside the meson build
-               directory, copy it to meson's output path, and turn cargo's .d file into a
-               depfile naming that output, so ninja reruns cargo when a Rust source changes.
+  build        run cargo to build libagx_winsys.a (or another library of the workspace:
+               --package, --artifact; the tests use the render-node preload library) into a
+               target directory inside the meson build directory, copy it to meson's output
+               path, and turn cargo's .d file into a depfile naming that output, so ninja reruns
+               cargo when a Rust source changes.
   native-libs  print the system libraries a Rust staticlib needs (`rustc --print
                native-static-libs` of an empty staticlib: std's list; agx-winsys adds none).
 """
@@ -22,7 +24,7 @@ def escape(path):
 
 
 def build(args):
-    cmd = [args.cargo, "build", "--lib", "--package", "agx-winsys",
+    cmd = [args.cargo, "build", "--lib", "--package", args.package,
            "--manifest-path", os.path.join(args.crate_dir, "Cargo.toml"),
            "--target-dir", args.target_dir]
     if args.profile == "release":
@@ -40,12 +42,13 @@ def build(args):
     if r.returncode != 0:
         return r.returncode
     profile_dir = os.path.join(args.target_dir, args.profile)
-    lib = os.path.join(profile_dir, "libagx_winsys.a")
+    lib = os.path.join(profile_dir, args.artifact)
     tmp = args.output + ".tmp"
     shutil.copyfile(lib, tmp)
     os.replace(tmp, args.output)
     # cargo's .d file: "<artifact>: <source> <source> ...", paths with spaces escaped.
-    with open(os.path.join(profile_dir, "libagx_winsys.d"), encoding="utf-8") as f:
+    stem = args.artifact.split(".")[0]
+    with open(os.path.join(profile_dir, stem + ".d"), encoding="utf-8") as f:
         text = f.read()
     deps = []
     for line in text.splitlines():
@@ -105,6 +108,9 @@ def main():
     b.add_argument("--profile", choices=["debug", "release"], required=True)
     b.add_argument("--output", required=True)
     b.add_argument("--depfile", required=True)
+    b.add_argument("--package", default="agx-winsys")
+    b.add_argument("--artifact", default="libagx_winsys.a",
+                   help="the file cargo leaves in target/<profile>/")
     b.add_argument("--features", default="",
                    help="cargo features of agx-winsys, e.g. sim (meson -Dsim=enabled)")
     b.add_argument("--offline", action="store_true")

@@ -80,17 +80,23 @@ SPIRV_DIR="$CACHE/spirv-tools-$SPIRV_KEY"
 MESA_DIR="$CACHE/mesa-$MESA_KEY"
 mkdir -p "$CACHE"
 
-# One builder at a time (checkouts may share the cache); a hit takes the lock only briefly.
-exec 9>"$CACHE/.lock"
-flock 9
+# A complete entry (one with its done mark) is never changed or removed again, so a hit needs
+# no lock and does not wait for someone else's build. Builders take the lock, one at a time
+# (checkouts may share the cache).
+if [ -f "$MESA_DIR/done" ] && [ -f "$SPIRV_DIR/done" ]; then
+    build_needed=0
+else
+    build_needed=1
+    exec 9>"$CACHE/.lock"
+    flock 9
+    # Entries without a done mark are failed or interrupted builds (nobody builds them: we
+    # hold the lock); they can be large, so they go.
+    for d in "$CACHE"/spirv-tools-* "$CACHE"/mesa-*; do
+        [ -d "$d" ] && [ ! -f "$d/done" ] && rm -rf "$d"
+    done
+fi
 
-# Entries without a done mark are failed or interrupted builds (nobody builds them: we hold the
-# lock); they can be large, so they go.
-for d in "$CACHE"/spirv-tools-* "$CACHE"/mesa-*; do
-    [ -d "$d" ] && [ ! -f "$d/done" ] && rm -rf "$d"
-done
-
-if [ ! -x "$VENV/bin/meson" ]; then
+if [ "$build_needed" = 1 ] && [ ! -x "$VENV/bin/meson" ]; then
     say "creating $VENV (${PY_PINS[*]})"
     rm -rf "$VENV"
     python3 -m venv "$VENV"
@@ -129,7 +135,7 @@ if [ ! -f "$MESA_DIR/done" ]; then
     touch "$MESA_DIR/done"
     say "Mesa built in $((SECONDS - start)) s"
 fi
-flock -u 9
+[ "$build_needed" = 0 ] || flock -u 9
 
 prefix="$MESA_DIR/prefix"
 for f in lib/libEGL.so.1 lib/libGLESv2.so.2 lib/libasahi_noop_drm_shim.so \

@@ -48,7 +48,7 @@ step "cargo test --workspace"
 cargo test --workspace
 
 # --- 3. The C ABI as Mesa links it, the real-kernel test --------------------------------
-step "meson -Dsim=disabled (the library a driver ships): no simulator in it, C test"
+step "meson -Dsim=disabled (the library a driver ships): no simulator in it, C test, and the same library on the render node of the preload library (libdrm finds it, agx_ws_device_open_fd drives it)"
 rm -rf build/meson-nosim
 meson setup build/meson-nosim >/dev/null
 meson compile -C build/meson-nosim
@@ -64,8 +64,8 @@ meson test -C build/meson --setup valgrind --print-errorlogs   # memcheck: no er
 step "real-kernel differential test: sync paths (and open_fd on a non-asahi DRM node), Linux 6.1 in QEMU/TCG vs the simulator"
 tests/kernel-diff/diff.sh
 
-step "Mesa asahi + honeykrisp (built once per machine, cached) on Mesa's noop drm-shim"
-mesa/check-noop.sh
+step "unmodified Mesa asahi + honeykrisp (built once per machine, cached) on the simulated GPU through the render node: vulkaninfo, vk_submit and gl_robust with and without faults"
+mesa/check-sim.sh
 
 # --- 4. The main job ------------------------------------------------------------------------
 step "restartability soundness campaign (10,000 commands)"
@@ -73,3 +73,23 @@ cargo run --release -q -p agx-fault-suite -- soundness --commands 10000
 step "agx-fault-suite run: every named case + a short campaign (embedded simulated device)"
 cargo run --release -q -p agx-fault-suite -- demo
 cargo run --release -q -p agx-fault-suite -- run --output results
+
+# --- 5. The same as clients of a device server -----------------------------------------------
+# Every `sim` device of these processes is created on one agx-sim-server (AGXWS_SIM_SERVER):
+# the winsys tests and every named case (each in its own process) go through the socket.
+step "device server: the winsys tests and the fault suite as clients of agx-sim-server"
+cargo build --release -q -p agx-sim-server
+server_dir="$(mktemp -d)"
+target/release/agx-sim-server --socket "$server_dir/sock" &
+server_pid=$!
+trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$server_dir"' EXIT
+for _ in $(seq 200); do [ -S "$server_dir/sock" ] && break; sleep 0.05; done
+AGXWS_SIM_SERVER="$server_dir/sock" cargo test -q -p agx-winsys
+AGXWS_SIM_SERVER="$server_dir/sock" cargo run --release -q -p agx-fault-suite -- run --output results-server
+
+# --- 6. The seed experiment ----------------------------------------------------------------
+# Two processes on one GPU: vkcube and GL on zink (lavapipe) under the layer, their shadow jobs
+# on a host-clock server's GPU, the evil process faulting on it every 5 ms; kill-inflight must
+# lose each program's device, replay must keep every frame right (README table, 120 frames).
+step "seed experiment (60 frames): vkcube and GL on zink under the layer on a shared GPU, the evil process faulting every 5 ms"
+tools/seed-experiment.sh --frames 60 --check

@@ -6,7 +6,9 @@
  * flushes, finishes, the reset status seen (and when), GL errors, which call returned what, and
  * whether the final pixels are right.
  *
- *   gl_robust [--frames N] [--finish-every K] [--check-results]
+ *   gl_robust [--frames N] [--finish-every K] [--size S|WxH] [--check-results]
+ *
+ * --size: the FBO is S x S or W x H (default 128): bigger passes cost more GPU time.
  *
  * --finish-every 0 never calls glFinish: Mesa's noop drm-shim cannot export a sync_file (its
  * SYNCOBJ_HANDLE_TO_FD answers 0 without an fd), and Gallium asahi's glFinish fence asserts on
@@ -29,8 +31,7 @@
 #include <GLES3/gl3.h>
 #include <GLES2/gl2ext.h>
 
-#define W 128
-#define H 128
+static unsigned W = 128, H = 128;
 
 static PFNGLGETGRAPHICSRESETSTATUSKHRPROC get_reset_status;
 
@@ -153,13 +154,23 @@ main(int argc, char **argv)
          frames = (unsigned)strtoul(argv[++i], NULL, 0);
       else if (!strcmp(argv[i], "--finish-every") && i + 1 < argc)
          finish_every = (unsigned)strtoul(argv[++i], NULL, 0);
+      else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+         const char *arg = argv[++i];
+         if (sscanf(arg, "%ux%u", &W, &H) != 2)
+            W = H = (unsigned)strtoul(arg, NULL, 0);
+      }
       else if (!strcmp(argv[i], "--check-results"))
          check_results = true;
       else {
-         fprintf(stderr, "usage: %s [--frames N] [--finish-every K] [--check-results]\n",
+         fprintf(stderr,
+                 "usage: %s [--frames N] [--finish-every K] [--size S|WxH] [--check-results]\n",
                  argv[0]);
          return 2;
       }
+   }
+   if (W < 2 || H < 2 || W > 4096 || H > 4096) {
+      fprintf(stderr, "gl_robust: need 2 <= W, H <= 4096\n");
+      return 2;
    }
 
    const char *client = eglQueryString(EGL_NO_DISPLAY, EGL_EXTENSIONS);

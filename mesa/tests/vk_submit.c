@@ -4,7 +4,16 @@
  * every one, then checks what the GPU wrote. Prints one JSON line: what was submitted, which
  * call returned what, whether the device was lost, and the results.
  *
- *   vk_submit [--submissions N] [--in-flight K] [--check-results]
+ *   vk_submit [--submissions N] [--in-flight K] [--size S|WxH] [--stale-depth S]
+ *             [--check-results]
+ *
+ * --size: the render target is S x S or W x H (default 64): bigger passes cost more GPU time.
+ * --stale-depth S gives the render pass a depth attachment (D32_SFLOAT, cleared and stored)
+ * whose memory is exportable, exported once (so the driver frees it at once when asked, instead
+ * of keeping it in a cache), and, before submission S (from 1), after waiting for the queue to
+ * go idle, freed while the framebuffer still uses it: the deliberate bug of a program that
+ * frees memory its later render passes still use (a stale buffer). What the GPU and the driver
+ * make of those passes is what the run shows.
  *
  * Exit: 0 every call succeeded (and, with --check-results, the results are right); 1 a call
  * failed or a result is wrong (the summary says which); 2 bad usage or no device.
@@ -18,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <vulkan/vulkan.h>
 
@@ -25,8 +35,7 @@
 #include "tri.frag.h"
 #include "tri.vert.h"
 
-#define W 64
-#define H 64
+static unsigned W = 64, H = 64;
 #define ELEMS 256
 #define TIMEOUT_NS 10000000000ull /* every wait is bounded: 10 s */
 #define MAX_SLOTS 16
@@ -139,23 +148,34 @@ shader(const uint32_t *code, size_t size)
 int
 main(int argc, char **argv)
 {
-   unsigned submissions = 300, in_flight = 4;
+   unsigned submissions = 300, in_flight = 4, stale_depth = 0;
    bool check_results = false;
    for (int i = 1; i < argc; i++) {
       if (!strcmp(argv[i], "--submissions") && i + 1 < argc)
          submissions = (unsigned)strtoul(argv[++i], NULL, 0);
       else if (!strcmp(argv[i], "--in-flight") && i + 1 < argc)
          in_flight = (unsigned)strtoul(argv[++i], NULL, 0);
+      else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+         const char *arg = argv[++i];
+         if (sscanf(arg, "%ux%u", &W, &H) != 2)
+            W = H = (unsigned)strtoul(arg, NULL, 0);
+      }
+      else if (!strcmp(argv[i], "--stale-depth") && i + 1 < argc)
+         stale_depth = (unsigned)strtoul(argv[++i], NULL, 0);
       else if (!strcmp(argv[i], "--check-results"))
          check_results = true;
       else {
-         fprintf(stderr, "usage: %s [--submissions N] [--in-flight K] [--check-results]\n",
+         fprintf(stderr,
+                 "usage: %s [--submissions N] [--in-flight K] [--size S|WxH] [--stale-depth S] "
+                 "[--check-results]\n",
                  argv[0]);
          return 2;
       }
    }
-   if (!submissions || !in_flight || in_flight > MAX_SLOTS) {
-      fprintf(stderr, "vk_submit: need N >= 1 and 1 <= K <= %d\n", MAX_SLOTS);
+   if (!submissions || !in_flight || in_flight > MAX_SLOTS || W < 2 || H < 2 || W > 4096 ||
+       H > 4096 || stale_depth > submissions) {
+      fprintf(stderr, "vk_submit: need N >= 1, 1 <= K <= %d, 2 <= W, H <= 4096, S <= N\n",
+              MAX_SLOTS);
       return 2;
    }
 
@@ -215,11 +235,14 @@ main(int argc, char **argv)
       .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
       .timelineSemaphore = VK_TRUE,
    };
+   const char *fd_ext = VK_KHR_EXTERNAL_MEMORY_FD_EXTENSION_NAME;
    VkDeviceCreateInfo dci = {
       .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
       .pNext = &f12,
       .queueCreateInfoCount = 1,
       .pQueueCreateInfos = &qci,
+      .enabledExtensionCount = stale_depth ? 1 : 0,
+      .ppEnabledExtensionNames = &fd_ext,
    };
    if (VK(vkCreateDevice(pdev, &dci, NULL, &dev)))
       return 2;
@@ -242,9 +265,10 @@ main(int argc, char **argv)
       .usage = VK_IMAGE_USAGE_COLOR_ATTACHMENT_BIT | VK_IMAGE_USAGE_TRANSFER_SRC_BIT,
    };
    /* Null until created: a failure jumps to the summary with the rest still null. */
-   VkImage image = VK_NULL_HANDLE;
-   VkDeviceMemory image_mem = VK_NULL_HANDLE;
-   VkImageView view = VK_NULL_HANDLE;
+   VkImage image = VK_NULL_HANDLE, depth = VK_NULL_HANDLE;
+   VkDeviceMemory image_mem = VK_NULL_HANDLE, depth_mem = VK_NULL_HANDLE;
+   VkImageView view = VK_NULL_HANDLE, depth_view = VK_NULL_HANDLE;
+   unsigned depth_freed_at = 0;
    VkRenderPass pass = VK_NULL_HANDLE;
    VkFramebuffer fb = VK_NULL_HANDLE;
    VkPipelineLayout gfx_layout = VK_NULL_HANDLE, cs_layout = VK_NULL_HANDLE;
@@ -274,11 +298,55 @@ main(int argc, char **argv)
       .subresourceRange = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 1, 0, 1},
    };
    VK_OR(vkCreateImageView(dev, &vci, NULL, &view), out);
+   if (stale_depth) {
+      VkExternalMemoryImageCreateInfo emi = {
+         .sType = VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_IMAGE_CREATE_INFO,
+         .handleTypes = VK_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD_BIT,
+      };
+      VkImageCreateInfo dci2 = imci;
+      dci2.pNext = &emi;
+      dci2.format = VK_FORMAT_D32_SFLOAT;
+      dci2.usage = VK_IMAGE_USAGE_DEPTH_STENCIL_ATTACHMENT_BIT;
+      VK_OR(vkCreateImage(dev, &dci2, NULL, &depth), out);
+      VkMemoryRequirements dreq;
+      vkGetImageMemoryRequirements(dev, depth, &dreq);
+      int type = memory_type(dreq.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+      VkExportMemoryAllocateInfo export = {
+         .sType = VK_STRUCTURE_TYPE_EXPORT_MEMORY_ALLOCATE_INFO,
+         .handleTypes = VK_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD_BIT,
+      };
+      VkMemoryAllocateInfo dai = {
+         .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+         .pNext = &export,
+         .allocationSize = dreq.size,
+         .memoryTypeIndex = (uint32_t)(type < 0 ? 0 : type),
+      };
+      VK_OR(vkAllocateMemory(dev, &dai, NULL, &depth_mem), out);
+      VK_OR(vkBindImageMemory(dev, depth, depth_mem, 0), out);
+      PFN_vkGetMemoryFdKHR get_fd =
+         (PFN_vkGetMemoryFdKHR)vkGetDeviceProcAddr(dev, "vkGetMemoryFdKHR");
+      VkMemoryGetFdInfoKHR gfi = {
+         .sType = VK_STRUCTURE_TYPE_MEMORY_GET_FD_INFO_KHR,
+         .memory = depth_mem,
+         .handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD_BIT,
+      };
+      int fd = -1;
+      if (!get_fd)
+         VK_OR(VK_ERROR_EXTENSION_NOT_PRESENT, out);
+      VK_OR(get_fd(dev, &gfi, &fd), out);
+      close(fd);
+      VkImageViewCreateInfo dvci = vci;
+      dvci.image = depth;
+      dvci.format = VK_FORMAT_D32_SFLOAT;
+      dvci.subresourceRange.aspectMask = VK_IMAGE_ASPECT_DEPTH_BIT;
+      VK_OR(vkCreateImageView(dev, &dvci, NULL, &depth_view), out);
+   }
    if (host_buffer(ELEMS * 4, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, &ssbo) ||
        host_buffer(W * H * 4, VK_BUFFER_USAGE_TRANSFER_DST_BIT, &readback))
       goto out;
 
-   VkAttachmentDescription att = {
+   /* Colour, and (--stale-depth) depth: both cleared and stored. */
+   VkAttachmentDescription atts[2] = {{
       .format = imci.format,
       .samples = VK_SAMPLE_COUNT_1_BIT,
       .loadOp = VK_ATTACHMENT_LOAD_OP_CLEAR,
@@ -287,12 +355,17 @@ main(int argc, char **argv)
       .stencilStoreOp = VK_ATTACHMENT_STORE_OP_DONT_CARE,
       .initialLayout = VK_IMAGE_LAYOUT_UNDEFINED,
       .finalLayout = VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL,
-   };
+   }};
+   atts[1] = atts[0];
+   atts[1].format = VK_FORMAT_D32_SFLOAT;
+   atts[1].finalLayout = VK_IMAGE_LAYOUT_DEPTH_STENCIL_ATTACHMENT_OPTIMAL;
    VkAttachmentReference aref = {0, VK_IMAGE_LAYOUT_COLOR_ATTACHMENT_OPTIMAL};
+   VkAttachmentReference dref = {1, VK_IMAGE_LAYOUT_DEPTH_STENCIL_ATTACHMENT_OPTIMAL};
    VkSubpassDescription sub = {
       .pipelineBindPoint = VK_PIPELINE_BIND_POINT_GRAPHICS,
       .colorAttachmentCount = 1,
       .pColorAttachments = &aref,
+      .pDepthStencilAttachment = stale_depth ? &dref : NULL,
    };
    VkSubpassDependency dep = {
       .srcSubpass = 0,
@@ -304,8 +377,8 @@ main(int argc, char **argv)
    };
    VkRenderPassCreateInfo rpci = {
       .sType = VK_STRUCTURE_TYPE_RENDER_PASS_CREATE_INFO,
-      .attachmentCount = 1,
-      .pAttachments = &att,
+      .attachmentCount = stale_depth ? 2 : 1,
+      .pAttachments = atts,
       .subpassCount = 1,
       .pSubpasses = &sub,
       .dependencyCount = 1,
@@ -315,8 +388,8 @@ main(int argc, char **argv)
    VkFramebufferCreateInfo fbci = {
       .sType = VK_STRUCTURE_TYPE_FRAMEBUFFER_CREATE_INFO,
       .renderPass = pass,
-      .attachmentCount = 1,
-      .pAttachments = &view,
+      .attachmentCount = stale_depth ? 2 : 1,
+      .pAttachments = (VkImageView[]){view, depth_view},
       .width = W,
       .height = H,
       .layers = 1,
@@ -344,7 +417,7 @@ main(int argc, char **argv)
       .sType = VK_STRUCTURE_TYPE_PIPELINE_INPUT_ASSEMBLY_STATE_CREATE_INFO,
       .topology = VK_PRIMITIVE_TOPOLOGY_TRIANGLE_LIST,
    };
-   VkViewport vp = {0, 0, W, H, 0, 1};
+   VkViewport vp = {0, 0, (float)W, (float)H, 0, 1};
    VkRect2D sc = {{0, 0}, {W, H}};
    VkPipelineViewportStateCreateInfo vps = {
       .sType = VK_STRUCTURE_TYPE_PIPELINE_VIEWPORT_STATE_CREATE_INFO,
@@ -369,6 +442,9 @@ main(int argc, char **argv)
       .attachmentCount = 1,
       .pAttachments = &cba,
    };
+   VkPipelineDepthStencilStateCreateInfo dss = {
+      .sType = VK_STRUCTURE_TYPE_PIPELINE_DEPTH_STENCIL_STATE_CREATE_INFO,
+   };
    VkGraphicsPipelineCreateInfo gpci = {
       .sType = VK_STRUCTURE_TYPE_GRAPHICS_PIPELINE_CREATE_INFO,
       .stageCount = 2,
@@ -379,6 +455,7 @@ main(int argc, char **argv)
       .pRasterizationState = &rs,
       .pMultisampleState = &ms,
       .pColorBlendState = &cb,
+      .pDepthStencilState = &dss,
       .layout = gfx_layout,
       .renderPass = pass,
    };
@@ -467,6 +544,15 @@ main(int argc, char **argv)
          VK_OR(vkResetFences(dev, 1, &fence[s]), out);
          slot_busy[s] = false;
       }
+      if (stale_depth && i + 1 == stale_depth) {
+         /* The bug: free the depth buffer's memory while the framebuffer still uses it (after
+          * the work so far is done, so only the passes from here on use a stale buffer). */
+         waits++;
+         VK_OR(vkQueueWaitIdle(queue), out);
+         vkFreeMemory(dev, depth_mem, NULL);
+         depth_mem = VK_NULL_HANDLE;
+         depth_freed_at = i + 1;
+      }
       VkCommandBufferBeginInfo cbbi = {
          .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
          .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
@@ -475,14 +561,15 @@ main(int argc, char **argv)
       VK_OR(vkBeginCommandBuffer(cmd[s], &cbbi), out);
       bool render = (i % 2) == 0;
       if (render) {
-         VkClearValue clear = {.color = {.float32 = {1.0f, 0.0f, 0.0f, 1.0f}}};
+         VkClearValue clear[2] = {{.color = {.float32 = {1.0f, 0.0f, 0.0f, 1.0f}}},
+                                  {.depthStencil = {1.0f, 0}}};
          VkRenderPassBeginInfo rpbi = {
             .sType = VK_STRUCTURE_TYPE_RENDER_PASS_BEGIN_INFO,
             .renderPass = pass,
             .framebuffer = fb,
             .renderArea = {{0, 0}, {W, H}},
-            .clearValueCount = 1,
-            .pClearValues = &clear,
+            .clearValueCount = stale_depth ? 2 : 1,
+            .pClearValues = clear,
          };
          vkCmdBeginRenderPass(cmd[s], &rpbi, VK_SUBPASS_CONTENTS_INLINE);
          vkCmdBindPipeline(cmd[s], VK_PIPELINE_BIND_POINT_GRAPHICS, gfx);
@@ -582,10 +669,11 @@ out:;
           "\"submissions\":%u,\"render_passes\":%u,\"dispatches\":%u,\"waits\":%u,"
           "\"calls_failed\":%u,\"first_failed_call\":\"%s\",\"first_failed_result\":%d,"
           "\"device_lost\":%s,\"lost_at\":\"%s\","
-          "\"compute_result\":\"%s\",\"render_result\":\"%s\"}\n",
+          "\"compute_result\":\"%s\",\"render_result\":\"%s\",\"depth_freed_before\":%u}\n",
           props.properties.deviceName, drv.driverName, submitted, renders, dispatches, waits,
           err.calls_failed, err.first_call, err.first_result,
-          err.device_lost ? "true" : "false", err.lost_call, compute_result, render_result);
+          err.device_lost ? "true" : "false", err.lost_call, compute_result, render_result,
+          depth_freed_at);
    fflush(stdout);
 
    /* Teardown only when the device is usable: a lost device's objects are the driver's
@@ -608,6 +696,9 @@ out:;
       vkDestroyFramebuffer(dev, fb, NULL);
       vkDestroyRenderPass(dev, pass, NULL);
       vkDestroyImageView(dev, view, NULL);
+      vkDestroyImageView(dev, depth_view, NULL);
+      vkDestroyImage(dev, depth, NULL);
+      vkFreeMemory(dev, depth_mem, NULL);
       vkDestroyImage(dev, image, NULL);
       vkFreeMemory(dev, image_mem, NULL);
       vkDestroyBuffer(dev, ssbo.buf, NULL);

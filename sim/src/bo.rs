@@ -4,7 +4,7 @@
 //! reference, and the pages live until the last one goes (as GEM refcounting does).
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -15,6 +15,7 @@ use rustix::io::Errno;
 use crate::mem::{Mapping, Memory};
 use crate::sync::fence::{lock, unwrap, Fence};
 use crate::sync::sync_file;
+use crate::uaccess::Caller;
 
 static NEXT_BO_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -59,6 +60,11 @@ impl Bo {
         self.id << 32
     }
 
+    /// The memory file holding the pages.
+    pub fn memfd(&self) -> BorrowedFd<'_> {
+        self.mem.fd()
+    }
+
     /// The GPU-side view of the pages.
     pub fn gpu(&self) -> &Mapping {
         self.mem.gpu()
@@ -76,7 +82,11 @@ impl Bo {
 
     /// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`: a reader waits for the writers, a writer for
     /// everyone (`dma_resv_usage_rw`); with nothing to wait for, a signalled stub.
-    fn export_sync_file(&self, arg: &mut dma_buf_export_sync_file) -> Result<(), Errno> {
+    fn export_sync_file(
+        &self,
+        caller: &dyn Caller,
+        arg: &mut dma_buf_export_sync_file,
+    ) -> Result<(), Errno> {
         let flags = u64::from(arg.flags);
         if flags & !DMA_BUF_SYNC_RW != 0 || flags & DMA_BUF_SYNC_RW == 0 {
             return Err(Errno::INVAL);
@@ -95,18 +105,22 @@ impl Bo {
         } else {
             fences
         };
-        arg.fd = sync_file::export(fences)?.into_raw_fd();
+        arg.fd = caller.fd_install(sync_file::export(fences)?)?;
         Ok(())
     }
 
     /// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE`: the sync_file's fences join the reservation, as
     /// writers with `DMA_BUF_SYNC_WRITE`, else as readers.
-    fn import_sync_file(&self, arg: &dma_buf_import_sync_file) -> Result<(), Errno> {
+    fn import_sync_file(
+        &self,
+        caller: &dyn Caller,
+        arg: &dma_buf_import_sync_file,
+    ) -> Result<(), Errno> {
         let flags = u64::from(arg.flags);
         if flags & !DMA_BUF_SYNC_RW != 0 || flags & DMA_BUF_SYNC_RW == 0 {
             return Err(Errno::INVAL);
         }
-        let fence = crate::fdutil::with_raw_fd(arg.fd, sync_file::lookup_fence)?;
+        let fence = sync_file::lookup_fence(caller.fdget(arg.fd)?)?;
         let write = flags & DMA_BUF_SYNC_WRITE != 0;
         let mut resv = lock(&self.resv);
         resv.retain(|r| !r.fence.is_signaled());
@@ -119,9 +133,14 @@ impl Bo {
     }
 }
 
-/// The ioctls of an exported dma-buf fd (`dma_buf_ioctl`). `ENOTTY` for other commands and
-/// for fds that are not our dma-bufs.
-pub fn dmabuf_ioctl(fd: BorrowedFd<'_>, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+/// The ioctls of an exported dma-buf fd (`dma_buf_ioctl`) made by `caller`. `ENOTTY` for other
+/// commands and for fds that are not our dma-bufs.
+pub fn dmabuf_ioctl(
+    caller: &dyn Caller,
+    fd: BorrowedFd<'_>,
+    cmd: u32,
+    arg: &mut [u8],
+) -> Result<(), Errno> {
     if ioc_type(cmd) != DMA_BUF_BASE {
         return Err(Errno::NOTTY);
     }
@@ -138,11 +157,13 @@ pub fn dmabuf_ioctl(fd: BorrowedFd<'_>, cmd: u32, arg: &mut [u8]) -> Result<(), 
         }
         DMA_BUF_IOCTL_EXPORT_SYNC_FILE => {
             let mut a: dma_buf_export_sync_file = bytemuck::pod_read_unaligned(arg);
-            bo.export_sync_file(&mut a)?;
+            bo.export_sync_file(caller, &mut a)?;
             arg.copy_from_slice(bytemuck::bytes_of(&a));
             Ok(())
         }
-        DMA_BUF_IOCTL_IMPORT_SYNC_FILE => bo.import_sync_file(&bytemuck::pod_read_unaligned(arg)),
+        DMA_BUF_IOCTL_IMPORT_SYNC_FILE => {
+            bo.import_sync_file(caller, &bytemuck::pod_read_unaligned(arg))
+        }
         _ => Err(Errno::NOTTY),
     }
 }

@@ -54,6 +54,29 @@ impl RecoveryPolicy {
     }
 }
 
+/// What GPU time follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Clock {
+    /// Virtual time: the GPU runs whenever work is runnable, as fast as the host can simulate
+    /// it, so results do not depend on host timing (tests, campaigns).
+    #[default]
+    Virtual,
+    /// GPU time is host time since the device was created: a command that costs 5 ms of GPU
+    /// time takes 5 ms, and work of several processes overlaps as on real hardware
+    /// (interactive programs, the evil-neighbour experiment).
+    Host,
+}
+
+impl Clock {
+    /// The name in option strings (`clock=host`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Clock::Virtual => "virtual",
+            Clock::Host => "host",
+        }
+    }
+}
+
 /// Which control streams the simulated GPU runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum StreamMode {
@@ -83,7 +106,7 @@ impl StreamMode {
 }
 
 /// Configuration of one simulated device.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
     pub policy: RecoveryPolicy,
     /// Times one command may be replayed.
@@ -96,6 +119,8 @@ pub struct SimConfig {
     pub fault_ext: bool,
     /// Virtual GPU time one recovery (stop the world, reset, resume) takes.
     pub recovery_cost_ns: u64,
+    /// What GPU time follows.
+    pub clock: Clock,
     /// Whether commands in a foreign stream language run as opaque jobs.
     pub streams: StreamMode,
 }
@@ -109,8 +134,85 @@ impl Default for SimConfig {
             soft_faults: false,
             fault_ext: true,
             recovery_cost_ns: 200_000,
+            clock: Clock::Virtual,
             streams: StreamMode::Sim,
         }
+    }
+}
+
+impl SimConfig {
+    /// Parses an option string, the part after `sim:` in a device spec: comma-separated
+    /// `policy=kill-inflight|replay|continue`, `replay-limit=N`, `hang-timeout-ms=N` (or
+    /// `hang-timeout-ns=N`), `recovery-cost-ns=N`, `soft-faults`, `upstream` (no fault-report
+    /// extension), `streams=sim|opaque`, `clock=virtual|host`. Unnamed fields keep their
+    /// defaults.
+    pub fn from_options(opts: &str) -> Result<SimConfig, String> {
+        let mut c = SimConfig::default();
+        for item in opts.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (k, v) = item.split_once('=').unwrap_or((item, ""));
+            let num = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("{k}: not a number: {v:?}"))
+            };
+            let flag = |v: &str| {
+                if v.is_empty() {
+                    Ok(true)
+                } else {
+                    Err(format!("{k} takes no value"))
+                }
+            };
+            match k {
+                "policy" => {
+                    c.policy = RecoveryPolicy::from_name(v)
+                        .ok_or_else(|| format!("unknown policy {v:?}"))?
+                }
+                "replay-limit" => {
+                    c.replay_limit = u32::try_from(num(v)?)
+                        .map_err(|_| format!("replay-limit too large: {v}"))?
+                }
+                "hang-timeout-ms" => {
+                    c.hang_timeout_ns = num(v)?
+                        .checked_mul(1_000_000)
+                        .ok_or_else(|| format!("hang-timeout-ms too large: {v}"))?
+                }
+                "hang-timeout-ns" => c.hang_timeout_ns = num(v)?,
+                "recovery-cost-ns" => c.recovery_cost_ns = num(v)?,
+                "soft-faults" => c.soft_faults = flag(v)?,
+                "upstream" => c.fault_ext = !flag(v)?,
+                "streams" => {
+                    c.streams = StreamMode::from_name(v)
+                        .ok_or_else(|| format!("unknown stream mode {v:?} (sim or opaque)"))?
+                }
+                "clock" => {
+                    c.clock = [Clock::Virtual, Clock::Host]
+                        .into_iter()
+                        .find(|c| c.name() == v)
+                        .ok_or_else(|| format!("unknown clock {v:?} (virtual or host)"))?
+                }
+                _ => return Err(format!("unknown option {k:?}")),
+            }
+        }
+        Ok(c)
+    }
+
+    /// The options that [`SimConfig::from_options`] turns back into exactly this config.
+    pub fn to_options(&self) -> String {
+        let mut s = format!(
+            "policy={},replay-limit={},hang-timeout-ns={},recovery-cost-ns={},streams={},clock={}",
+            self.policy.name(),
+            self.replay_limit,
+            self.hang_timeout_ns,
+            self.recovery_cost_ns,
+            self.streams.name(),
+            self.clock.name()
+        );
+        if self.soft_faults {
+            s.push_str(",soft-faults");
+        }
+        if !self.fault_ext {
+            s.push_str(",upstream");
+        }
+        s
     }
 }
 
@@ -119,8 +221,10 @@ pub const VM_END: u64 = 1 << 39;
 pub const VM_KERNEL_MIN_SIZE: u64 = 64 << 20;
 pub const MAX_COMMANDS_PER_SUBMISSION: u32 = 64;
 pub const MAX_ATTACHMENTS: u32 = 64;
-/// The firmware's timestamp clock (24 MHz, as on Apple silicon).
-pub const TIMESTAMP_FREQUENCY_HZ: u64 = 24_000_000;
+/// The timebase of the timestamps commands write: nanoseconds, as the asahi kernel driver
+/// reports it ("user timestamps always in nanoseconds"; the firmware's own 24 MHz ticks are
+/// not what userspace sees). Honeykrisp asserts this at device creation.
+pub const TIMESTAMP_FREQUENCY_HZ: u64 = 1_000_000_000;
 
 impl SimConfig {
     /// Param group 0: the upstream global parameters.
@@ -165,6 +269,42 @@ impl SimConfig {
             replay_limit: self.replay_limit,
             recovery_policy: self.policy.to_raw(),
             hang_timeout_ns: self.hang_timeout_ns,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_round_trip() {
+        let c = SimConfig::from_options(
+            "policy=kill-inflight, replay-limit=7,hang-timeout-ms=5,soft-faults,upstream,clock=host,\
+             streams=opaque",
+        )
+        .unwrap();
+        assert_eq!(c.streams, StreamMode::Opaque);
+        assert_eq!(c.policy, RecoveryPolicy::KillInflight);
+        assert_eq!(c.replay_limit, 7);
+        assert_eq!(c.hang_timeout_ns, 5_000_000);
+        assert!(c.soft_faults && !c.fault_ext);
+        assert_eq!(c.clock, Clock::Host);
+        assert_eq!(SimConfig::from_options(&c.to_options()).unwrap(), c);
+        let d = SimConfig::default();
+        assert_eq!(SimConfig::from_options("").unwrap(), d);
+        assert_eq!(SimConfig::from_options(&d.to_options()).unwrap(), d);
+        for bad in [
+            "policy=bogus",
+            "frobnicate",
+            "replay-limit=x",
+            "replay-limit=99999999999",
+            "hang-timeout-ms=99999999999999999",
+            "clock=wall",
+            "streams=mesa",
+            "upstream=1",
+        ] {
+            assert!(SimConfig::from_options(bad).is_err(), "{bad}");
         }
     }
 }

@@ -6,7 +6,6 @@
 //! return data, even on error, as the DRM core does.
 
 use std::collections::BTreeMap;
-use std::os::fd::IntoRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use agx_uapi::drm::*;
@@ -14,11 +13,11 @@ use agx_uapi::ioctl::{ioc_dir, ioc_nr, ioc_size, ioc_type, IOC_READ, IOC_WRITE};
 use rustix::io::Errno;
 
 use crate::bo::{self, Bo};
-use crate::config::SimConfig;
+use crate::config::{Clock, SimConfig};
 use crate::gpu::{Gpu, Injection};
 use crate::mem::Mapping;
 use crate::sync::syncobj::SyncobjTable;
-use crate::uaccess;
+use crate::uaccess::{Caller, InProcess};
 
 /// A timestamp buffer bound with `GEM_BIND_OBJECT`.
 #[derive(Clone, Debug)]
@@ -79,12 +78,15 @@ impl SimDevice {
             files: BTreeMap::new(),
             next_file: 1,
         };
-        SimDevice {
-            shared: Arc::new(Shared {
-                config,
-                state: Mutex::new(state),
-            }),
+        let clock = config.clock;
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(state),
+        });
+        if clock == Clock::Host {
+            spawn_clock(Arc::downgrade(&shared));
         }
+        SimDevice { shared }
     }
 
     /// Opens the device, like `open("/dev/dri/renderD128")`.
@@ -171,6 +173,35 @@ impl SimDevice {
     }
 }
 
+/// Host clock period while work is queued: fences signal at most this late.
+const CLOCK_TICK: std::time::Duration = std::time::Duration::from_micros(200);
+/// Host clock period while the GPU has nothing queued (submits and signals run it themselves).
+const CLOCK_IDLE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// [`Clock::Host`]: a thread that runs the GPU up to the present, so commands end and fences
+/// signal when their GPU time has passed on the host, with or without ioctls. It ends with
+/// the device.
+fn spawn_clock(shared: std::sync::Weak<Shared>) {
+    let run = move || loop {
+        let Some(sh) = shared.upgrade() else { return };
+        let busy = {
+            let mut st = sh.lock();
+            st.gpu.run();
+            !st.gpu.jobs.is_empty()
+        };
+        drop(sh);
+        std::thread::sleep(if busy { CLOCK_TICK } else { CLOCK_IDLE });
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("agx-sim-clock".into())
+        .spawn(run)
+    {
+        // Out of threads: the GPU then runs only when an ioctl kicks it, so a wait may last
+        // until another call comes. Said, not hidden.
+        eprintln!("agx-sim: no clock thread ({e}): GPU time advances only with ioctls");
+    }
+}
+
 /// An open file of a [`SimDevice`]. Dropping it is `close()`: its queues, VMs and handles go,
 /// and its pending work ends `KILLED` with `-ECANCELED`.
 #[derive(Debug)]
@@ -223,8 +254,15 @@ fn canonical(nr: u8) -> Option<u32> {
 }
 
 impl SimFile {
-    /// `ioctl(fd, cmd, arg)`: `arg` is the argument struct, `ioc_size(cmd)` bytes.
+    /// `ioctl(fd, cmd, arg)` from this process: `arg` is the argument struct, `ioc_size(cmd)`
+    /// bytes; user pointers and fd numbers in it are this process's.
     pub fn ioctl(&self, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+        self.ioctl_for(&InProcess, cmd, arg)
+    }
+
+    /// `ioctl(fd, cmd, arg)` made by `caller`, whose memory and fds the argument's user
+    /// pointers and fd numbers name.
+    pub fn ioctl_for(&self, caller: &dyn Caller, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
         if ioc_type(cmd) != DRM_IOCTL_BASE {
             return Err(Errno::NOTTY);
         }
@@ -237,14 +275,14 @@ impl SimFile {
         if ioc_dir(cmd) & IOC_WRITE != 0 && ioc_dir(kcmd) & IOC_WRITE != 0 {
             kdata[..arg.len()].copy_from_slice(arg);
         }
-        let ret = self.dispatch(kcmd, &mut kdata[..ksize]);
+        let ret = self.dispatch(caller, kcmd, &mut kdata[..ksize]);
         if ioc_dir(cmd) & IOC_READ != 0 && ioc_dir(kcmd) & IOC_READ != 0 {
             arg.copy_from_slice(&kdata[..arg.len()]);
         }
         ret
     }
 
-    fn dispatch(&self, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+    fn dispatch(&self, caller: &dyn Caller, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
         use agx_uapi::asahi::*;
         let nr = ioc_nr(cmd);
         if (DRM_COMMAND_BASE..DRM_COMMAND_END).contains(&nr) {
@@ -254,10 +292,10 @@ impl SimFile {
             if !teardown && self.shared.lock().gpu.crashed {
                 return Err(Errno::NODEV);
             }
-            return crate::ioctl::driver_ioctl(self, cmd, arg);
+            return crate::ioctl::driver_ioctl(self, caller, cmd, arg);
         }
         match cmd {
-            DRM_IOCTL_VERSION => self.version(arg),
+            DRM_IOCTL_VERSION => self.version(caller, arg),
             DRM_IOCTL_GET_CAP => {
                 let a: &mut drm_get_cap = bytemuck::from_bytes_mut(arg);
                 a.value = match a.capability {
@@ -271,7 +309,15 @@ impl SimFile {
                 let a: drm_gem_close = bytemuck::pod_read_unaligned(arg);
                 let mut st = self.shared.lock();
                 let f = st.files.get_mut(&self.id).ok_or(Errno::NODEV)?;
-                f.bos.remove(&a.handle).map(drop).ok_or(Errno::INVAL)
+                let bo = f.bos.remove(&a.handle).ok_or(Errno::INVAL)?;
+                // A file holds one handle per object, so this was its last: as the asahi
+                // driver's GEM close callback does, the object leaves every VM of the file
+                // (Mesa frees a BO with GEM_CLOSE alone and relies on this). Work in flight
+                // that still uses those addresses faults, as on the hardware.
+                for vm in st.gpu.vms.values_mut().filter(|v| v.file == self.id) {
+                    vm.pt.unmap_bo(&bo);
+                }
+                Ok(())
             }
             DRM_IOCTL_PRIME_HANDLE_TO_FD => {
                 let a: &mut drm_prime_handle = bytemuck::from_bytes_mut(arg);
@@ -282,12 +328,12 @@ impl SimFile {
                 if bo.vm_private.is_some() {
                     return Err(Errno::INVAL);
                 }
-                a.fd = bo::export_dmabuf(&bo)?.into_raw_fd();
+                a.fd = caller.fd_install(bo::export_dmabuf(&bo)?)?;
                 Ok(())
             }
             DRM_IOCTL_PRIME_FD_TO_HANDLE => {
                 let a: &mut drm_prime_handle = bytemuck::from_bytes_mut(arg);
-                let bo = crate::fdutil::with_raw_fd(a.fd, bo::import_dmabuf)?;
+                let bo = bo::import_dmabuf(caller.fdget(a.fd)?)?;
                 let mut st = self.shared.lock();
                 let f = st.files.get_mut(&self.id).ok_or(Errno::NODEV)?;
                 // The same object gets the same handle in one file.
@@ -302,13 +348,13 @@ impl SimFile {
             }
             _ if (0xBF..=0xCF).contains(&nr) => {
                 let kick = || self.kick();
-                crate::sync::ioctl::syncobj_ioctl(&self.syncobjs, cmd, arg, &kick)
+                crate::sync::ioctl::syncobj_ioctl(caller, &self.syncobjs, cmd, arg, &kick)
             }
             _ => Err(Errno::INVAL),
         }
     }
 
-    fn version(&self, arg: &mut [u8]) -> Result<(), Errno> {
+    fn version(&self, caller: &dyn Caller, arg: &mut [u8]) -> Result<(), Errno> {
         let a: &mut drm_version = bytemuck::from_bytes_mut(arg);
         a.version_major = 1;
         a.version_minor = 0;
@@ -320,7 +366,7 @@ impl SimFile {
         ] {
             let n = (*len as usize).min(s.len());
             if n > 0 {
-                uaccess::copy_to_user(ptr, &s[..n])?;
+                caller.copy_to_user(ptr, &s[..n])?;
             }
             *len = s.len() as u64;
         }
@@ -353,6 +399,17 @@ impl SimFile {
         len: usize,
         at: Option<std::ptr::NonNull<u8>>,
     ) -> Result<Mapping, Errno> {
+        self.mmap_bo(offset, len as u64)?.map_cpu(0, len, at)
+    }
+
+    /// The memory file behind `mmap(fd, offset)` of `len` bytes, checked as [`SimFile::mmap`]
+    /// checks it, for a caller in another process to map itself (the device server).
+    pub fn mmap_fd(&self, offset: u64, len: u64) -> Result<std::os::fd::OwnedFd, Errno> {
+        let bo = self.mmap_bo(offset, len)?;
+        rustix::io::fcntl_dupfd_cloexec(bo.memfd(), 3)
+    }
+
+    fn mmap_bo(&self, offset: u64, len: u64) -> Result<Arc<Bo>, Errno> {
         let st = self.shared.lock();
         let f = st.files.get(&self.id).ok_or(Errno::NODEV)?;
         let bo = f
@@ -360,10 +417,10 @@ impl SimFile {
             .values()
             .find(|b| b.mmap_offset() == offset)
             .ok_or(Errno::INVAL)?;
-        if len == 0 || len as u64 > bo.size {
+        if len == 0 || len > bo.size {
             return Err(Errno::INVAL);
         }
-        bo.map_cpu(0, len, at)
+        Ok(bo.clone())
     }
 
     /// The device this file is open on.

@@ -1,57 +1,41 @@
 //! File descriptor numbers found in ioctl arguments.
 //!
 //! Ioctl structs carry fd numbers of the calling process (`drm_syncobj_handle.fd`,
-//! `drm_syncobj_eventfd.fd`, `sync_merge_data.fd2`). The simulator runs in that process, so
-//! it resolves them in its own fd table, as the kernel's `fdget()` does; the borrow lasts only
-//! for the call it is made for.
-#![allow(unsafe_code)]
+//! `drm_syncobj_eventfd.fd`, `sync_merge_data.fd2`); handlers resolve them through the
+//! [`Caller`](crate::uaccess::Caller), as the kernel's `fdget()` does.
 
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use rustix::io::Errno;
 
-/// Runs `f` with the caller's fd `raw` borrowed. `EBADF` for a negative number; a number that
-/// is not open makes the host kernel answer `EBADF` to whatever `f` does with it.
-pub(crate) fn with_raw_fd<R>(
-    raw: RawFd,
-    f: impl FnOnce(BorrowedFd<'_>) -> Result<R, Errno>,
-) -> Result<R, Errno> {
-    if raw < 0 {
-        return Err(Errno::BADF);
-    }
-    // SAFETY: `raw` is an fd number of this process handed to us in an ioctl argument, exactly
-    // what the kernel resolves with fdget(). The borrow does not outlive `f`, which only issues
-    // syscalls on it (fstat, dup); should the number be closed or reused concurrently, those
-    // syscalls fail with EBADF or see the new file, as the kernel would, and no memory is
-    // touched through it.
-    let fd = unsafe { BorrowedFd::borrow_raw(raw) };
-    f(fd)
-}
+use crate::uaccess::Caller;
 
 /// `eventfd_ctx_fdget()`: a duplicate of the caller's eventfd `raw`. `EBADF` if `raw` is not
 /// open, `EINVAL` if it is not an eventfd.
-pub(crate) fn dup_eventfd(raw: RawFd) -> Result<OwnedFd, Errno> {
-    with_raw_fd(raw, |fd| {
-        let st = rustix::fs::fstat(fd)?;
-        match rustix::fs::readlink(format!("/proc/self/fd/{raw}"), Vec::new()) {
-            Ok(target) => {
-                if target.as_bytes() != b"anon_inode:[eventfd]" {
-                    return Err(Errno::INVAL);
-                }
-            }
-            // No /proc: accept any anonymous inode (no file type bits), refuse the rest.
-            Err(_) => {
-                if st.st_mode & libc::S_IFMT != 0 {
-                    return Err(Errno::INVAL);
-                }
+pub(crate) fn dup_eventfd(caller: &dyn Caller, raw: RawFd) -> Result<OwnedFd, Errno> {
+    let fd = caller.fdget(raw)?;
+    let st = rustix::fs::fstat(fd)?;
+    let dup = rustix::io::fcntl_dupfd_cloexec(fd, 0)?;
+    // Our own duplicate names the same file, whichever process the caller is.
+    match rustix::fs::readlink(format!("/proc/self/fd/{}", dup.as_raw_fd()), Vec::new()) {
+        Ok(target) => {
+            if target.as_bytes() != b"anon_inode:[eventfd]" {
+                return Err(Errno::INVAL);
             }
         }
-        rustix::io::fcntl_dupfd_cloexec(fd, 0)
-    })
+        // No /proc: accept any anonymous inode (no file type bits), refuse the rest.
+        Err(_) => {
+            if st.st_mode & libc::S_IFMT != 0 {
+                return Err(Errno::INVAL);
+            }
+        }
+    }
+    Ok(dup)
 }
 
 /// Takes ownership of an fd number an ioctl just returned to the (test) caller.
 #[cfg(test)]
+#[allow(unsafe_code)]
 pub(crate) fn take_returned_fd(raw: RawFd) -> OwnedFd {
     use std::os::fd::FromRawFd;
     assert!(raw >= 0);

@@ -14,13 +14,18 @@ use crate::bo::Bo;
 use crate::config::{PAGE_SIZE, VM_END, VM_KERNEL_MIN_SIZE, VM_START};
 use crate::device::{SimFile, TsObject};
 use crate::gpu::{Queue, Vm};
-use crate::uaccess;
+use crate::uaccess::{self, Caller};
 use crate::vm::{Extent, PageTable};
 
-pub(crate) fn driver_ioctl(file: &SimFile, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+pub(crate) fn driver_ioctl(
+    file: &SimFile,
+    caller: &dyn Caller,
+    cmd: u32,
+    arg: &mut [u8],
+) -> Result<(), Errno> {
     let fault_ext = file.shared.config.fault_ext;
     match cmd {
-        DRM_IOCTL_ASAHI_GET_PARAMS => get_params(file, pod_read_unaligned(arg)),
+        DRM_IOCTL_ASAHI_GET_PARAMS => get_params(file, caller, pod_read_unaligned(arg)),
         DRM_IOCTL_ASAHI_GET_TIME => {
             let a: &mut drm_asahi_get_time = from_bytes_mut(arg);
             if a.flags != 0 {
@@ -31,7 +36,7 @@ pub(crate) fn driver_ioctl(file: &SimFile, cmd: u32, arg: &mut [u8]) -> Result<(
         }
         DRM_IOCTL_ASAHI_VM_CREATE => vm_create(file, from_bytes_mut(arg)),
         DRM_IOCTL_ASAHI_VM_DESTROY => vm_destroy(file, pod_read_unaligned(arg)),
-        DRM_IOCTL_ASAHI_VM_BIND => vm_bind(file, pod_read_unaligned(arg)),
+        DRM_IOCTL_ASAHI_VM_BIND => vm_bind(file, caller, pod_read_unaligned(arg)),
         DRM_IOCTL_ASAHI_GEM_CREATE => gem_create(file, from_bytes_mut(arg)),
         DRM_IOCTL_ASAHI_GEM_MMAP_OFFSET => {
             let a: &mut drm_asahi_gem_mmap_offset = from_bytes_mut(arg);
@@ -58,7 +63,7 @@ pub(crate) fn driver_ioctl(file: &SimFile, cmd: u32, arg: &mut [u8]) -> Result<(
             st.gpu.run();
             Ok(())
         }
-        DRM_IOCTL_ASAHI_SUBMIT => crate::submit::submit(file, pod_read_unaligned(arg)),
+        DRM_IOCTL_ASAHI_SUBMIT => crate::submit::submit(file, caller, pod_read_unaligned(arg)),
         ext::DRM_IOCTL_ASAHI_EXT_QUEUE_GET_STATE if fault_ext => {
             queue_get_state(file, from_bytes_mut(arg))
         }
@@ -66,7 +71,7 @@ pub(crate) fn driver_ioctl(file: &SimFile, cmd: u32, arg: &mut [u8]) -> Result<(
     }
 }
 
-fn get_params(file: &SimFile, a: drm_asahi_get_params) -> Result<(), Errno> {
+fn get_params(file: &SimFile, caller: &dyn Caller, a: drm_asahi_get_params) -> Result<(), Errno> {
     if a.pad != 0 {
         return Err(Errno::INVAL);
     }
@@ -82,7 +87,7 @@ fn get_params(file: &SimFile, a: drm_asahi_get_params) -> Result<(), Errno> {
     let n = bytes
         .len()
         .min(usize::try_from(a.size).unwrap_or(usize::MAX));
-    uaccess::copy_to_user(a.pointer, &bytes[..n])
+    caller.copy_to_user(a.pointer, &bytes[..n])
 }
 
 fn vm_create(file: &SimFile, a: &mut drm_asahi_vm_create) -> Result<(), Errno> {
@@ -133,12 +138,12 @@ fn vm_destroy(file: &SimFile, a: drm_asahi_vm_destroy) -> Result<(), Errno> {
 const BIND_FLAGS: u32 =
     DRM_ASAHI_BIND_UNBIND | DRM_ASAHI_BIND_READ | DRM_ASAHI_BIND_WRITE | DRM_ASAHI_BIND_SINGLE_PAGE;
 
-fn vm_bind(file: &SimFile, a: drm_asahi_vm_bind) -> Result<(), Errno> {
+fn vm_bind(file: &SimFile, caller: &dyn Caller, a: drm_asahi_vm_bind) -> Result<(), Errno> {
     if a.pad != 0 || a.stride == 0 || a.stride % 8 != 0 {
         return Err(Errno::INVAL);
     }
     let ops: Vec<drm_asahi_gem_bind_op> =
-        uaccess::read_user_array(a.userptr, a.num_binds as usize, a.stride as usize)?;
+        uaccess::read_user_array(caller, a.userptr, a.num_binds as usize, a.stride as usize)?;
     let mut st = file.shared.lock();
     let f = st.files.get(&file.id).ok_or(Errno::NODEV)?;
     let gid = *f.vms.get(&a.vm_id).ok_or(Errno::NOENT)?;

@@ -29,18 +29,28 @@ pub mod trace;
 pub mod uaccess;
 pub mod vm;
 
-pub use config::{RecoveryPolicy, SimConfig, StreamMode, PAGE_SIZE};
+pub use config::{Clock, RecoveryPolicy, SimConfig, StreamMode, PAGE_SIZE};
 pub use device::{SimDevice, SimFile};
 pub use gpu::Injection;
 pub use rustix::io::Errno;
 
-/// An ioctl on an fd the device handed out: a sync_file (`SYNC_IOC_*`) or a dma-buf
-/// (`DMA_BUF_IOCTL_*`). `ENOTTY` for anything else, as the host kernel would answer for a
-/// file without that ioctl.
+/// An ioctl by this process on an fd the device handed out: a sync_file (`SYNC_IOC_*`) or a
+/// dma-buf (`DMA_BUF_IOCTL_*`). `ENOTTY` for anything else, as the host kernel would answer for
+/// a file without that ioctl.
 pub fn fd_ioctl(fd: std::os::fd::BorrowedFd<'_>, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+    fd_ioctl_for(&uaccess::InProcess, fd, cmd, arg)
+}
+
+/// [`fd_ioctl`] made by `caller`.
+pub fn fd_ioctl_for(
+    caller: &dyn uaccess::Caller,
+    fd: std::os::fd::BorrowedFd<'_>,
+    cmd: u32,
+    arg: &mut [u8],
+) -> Result<(), Errno> {
     if agx_uapi::ioctl::ioc_type(cmd) == agx_uapi::dma_buf::DMA_BUF_BASE {
-        bo::dmabuf_ioctl(fd, cmd, arg)
+        bo::dmabuf_ioctl(caller, fd, cmd, arg)
     } else {
-        sync::sync_file::sync_file_ioctl(fd, cmd, arg)
+        sync::sync_file::sync_file_ioctl_for(caller, fd, cmd, arg)
     }
 }

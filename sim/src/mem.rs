@@ -28,6 +28,18 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
+    /// Maps `len` bytes of the memory file `fd` from byte `offset`, read-write and shared:
+    /// anywhere, or with `MAP_FIXED` at `at` (the device server's clients map BO memfds this
+    /// way).
+    pub fn of_fd(
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+        at: Option<NonNull<u8>>,
+    ) -> Result<Mapping, Errno> {
+        Mapping::new(fd, offset, len, at)
+    }
+
     fn new(
         fd: BorrowedFd<'_>,
         offset: u64,

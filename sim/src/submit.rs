@@ -14,7 +14,7 @@ use crate::gpu::{Job, ResultSlot, Sub, Submit, TimestampSlot};
 use crate::sync::fence::Fence;
 use crate::sync::syncobj::Syncobj;
 use crate::trace::EventKind;
-use crate::uaccess;
+use crate::uaccess::{self, Caller};
 use agx_uapi::fault_ext as ext;
 
 /// An out-sync resolved to its object.
@@ -23,7 +23,11 @@ struct OutSync {
     point: Option<u64>,
 }
 
-pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
+pub(crate) fn submit(
+    file: &SimFile,
+    caller: &dyn Caller,
+    a: drm_asahi_submit,
+) -> Result<(), Errno> {
     if a.flags != 0 || a.pad != 0 {
         return Err(Errno::INVAL);
     }
@@ -31,10 +35,14 @@ pub(crate) fn submit(file: &SimFile, a: drm_asahi_submit) -> Result<(), Errno> {
     let n_syncs = (a.in_sync_count as usize)
         .checked_add(a.out_sync_count as usize)
         .ok_or(Errno::INVAL)?;
-    let syncs: Vec<drm_asahi_sync> =
-        uaccess::read_user_array(a.syncs, n_syncs, core::mem::size_of::<drm_asahi_sync>())?;
+    let syncs: Vec<drm_asahi_sync> = uaccess::read_user_array(
+        caller,
+        a.syncs,
+        n_syncs,
+        core::mem::size_of::<drm_asahi_sync>(),
+    )?;
     let mut cmdbuf = vec![0u8; a.cmdbuf_size as usize];
-    uaccess::copy_from_user(&mut cmdbuf, a.cmdbuf)?;
+    caller.copy_from_user(&mut cmdbuf, a.cmdbuf)?;
     let cfg = &file.shared.config;
     let opaque_streams = cfg.streams == StreamMode::Opaque;
     let cmds = cmdbuf::parse(

@@ -22,6 +22,23 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in declaration order (an event's index here is its number on the wire).
+    pub const ALL: [EventKind; 13] = [
+        EventKind::Submit,
+        EventKind::Start,
+        EventKind::Preempt,
+        EventKind::Fault,
+        EventKind::Timeout,
+        EventKind::RecoveryStart,
+        EventKind::RecoveryEnd,
+        EventKind::Replay,
+        EventKind::Kill,
+        EventKind::Cancel,
+        EventKind::Retire,
+        EventKind::Signal,
+        EventKind::FirmwareCrash,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             EventKind::Submit => "submit",

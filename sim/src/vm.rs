@@ -110,6 +110,11 @@ impl PageTable {
         self.extents.len()
     }
 
+    /// Drops every mapping of `bo` (its last handle in the VM's file was closed).
+    pub fn unmap_bo(&mut self, bo: &Arc<Bo>) {
+        self.extents.retain(|_, e| !Arc::ptr_eq(&e.bo, bo));
+    }
+
     /// Drops every mapping (VM destroy).
     pub fn clear(&mut self) {
         self.extents.clear();

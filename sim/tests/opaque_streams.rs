@@ -515,3 +515,69 @@ fn hundreds_of_opaque_submits_all_signal() {
     let st = e.dev.stats();
     assert_eq!((st.opaque, st.completed, st.faults), (300, 300, 0));
 }
+
+/// `zls_ctrl` bits (genxml `ZLS Control`).
+const Z_LOAD: u64 = 1 << 15;
+const Z_STORE: u64 = 1 << 19;
+const S_STORE: u64 = 1 << 18;
+const Z_STORE_COMPRESS: u64 = 1 << 6;
+
+#[test]
+fn depth_and_stencil_loads_and_stores_reach_their_buffers() {
+    // A depth buffer loaded from and stored to, mapped: the pass completes.
+    let s = scene(RecoveryPolicy::Replay);
+    let e = &s.e;
+    let mut r = render_1080p(VDM);
+    r.zls_ctrl |= Z_LOAD | Z_STORE;
+    let mut b = Buf::default();
+    b.info(e, 0, 0).render(&r, NONE, NONE);
+    assert_eq!(run(e, e.queue(), &b).0, 1);
+
+    // The same pass after the depth buffer went away (a stale buffer): the load reads an
+    // unmapped page first.
+    let s = scene(RecoveryPolicy::Replay);
+    let e = &s.e;
+    let mut r = render_1080p(VDM);
+    r.depth.base = UNMAPPED;
+    r.zls_ctrl |= Z_LOAD | Z_STORE;
+    let f = fault_of(e, Buf::default().info(e, 0, 0).render(&r, NONE, NONE));
+    assert_eq!(f.fault_type, ext::DRM_ASAHI_EXT_FAULT_UNMAPPED);
+    assert_eq!(
+        (f.unit, f.address),
+        (ext::DRM_ASAHI_EXT_UNIT_FRAGMENT, UNMAPPED)
+    );
+    assert_eq!(f.flags & ext::DRM_ASAHI_EXT_FAULT_WRITE, 0, "a read");
+
+    // A stencil store into read-only memory: a write, refused.
+    let s = scene(RecoveryPolicy::Replay);
+    let e = &s.e;
+    let mut r = render_1080p(VDM);
+    r.stencil.base = RO_BUF;
+    r.zls_ctrl |= S_STORE;
+    let f = fault_of(e, Buf::default().info(e, 0, 0).render(&r, NONE, NONE));
+    assert_eq!(f.fault_type, ext::DRM_ASAHI_EXT_FAULT_PERMISSION);
+    assert_eq!(
+        (f.unit, f.address),
+        (ext::DRM_ASAHI_EXT_UNIT_FRAGMENT, RO_BUF)
+    );
+    assert_ne!(f.flags & ext::DRM_ASAHI_EXT_FAULT_WRITE, 0);
+
+    // A compressed store also writes the metadata.
+    let s = scene(RecoveryPolicy::Replay);
+    let e = &s.e;
+    let mut r = render_1080p(VDM);
+    r.depth.comp_base = UNMAPPED + PAGE;
+    r.zls_ctrl |= Z_STORE | Z_STORE_COMPRESS;
+    let f = fault_of(e, Buf::default().info(e, 0, 0).render(&r, NONE, NONE));
+    assert_eq!(f.address, UNMAPPED + PAGE);
+
+    // No load or store: the buffers are not touched, whatever they point at.
+    let s = scene(RecoveryPolicy::Replay);
+    let e = &s.e;
+    let mut r = render_1080p(VDM);
+    r.depth.base = UNMAPPED;
+    r.stencil.base = UNMAPPED;
+    let mut b = Buf::default();
+    b.info(e, 0, 0).render(&r, NONE, NONE);
+    assert_eq!(run(e, e.queue(), &b).0, 1);
+}

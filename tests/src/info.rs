@@ -1,11 +1,18 @@
 //! `info`: what device this is.
 
-use agx_winsys::Device;
+use agx_winsys::{Device, DeviceSpec};
 
 use crate::DeviceArg;
 
 pub fn run(arg: &DeviceArg) -> u8 {
-    let dev = match arg.spec().and_then(|s| Device::open(&s)) {
+    let spec = match arg.spec() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("agx-fault-suite: {e}");
+            return 2;
+        }
+    };
+    let dev = match Device::open(&spec) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("agx-fault-suite: {e}");
@@ -13,10 +20,21 @@ pub fn run(arg: &DeviceArg) -> u8 {
         }
     };
     let p = dev.params();
-    let backend = if dev.is_simulated() {
-        "simulated (agx-sim, asked for by name)"
-    } else {
-        "kernel render node"
+    let server = std::env::var(agx_winsys::sim::SERVER_ENV).unwrap_or_default();
+    let backend = match &spec {
+        DeviceSpec::Remote { path, new: None } => format!(
+            "simulated (agx-sim), the shared device of the server {}",
+            path.display()
+        ),
+        DeviceSpec::Remote { path, new: Some(_) } => format!(
+            "simulated (agx-sim), a private device on the server {}",
+            path.display()
+        ),
+        DeviceSpec::Sim(_) if !server.is_empty() => {
+            format!("simulated (agx-sim), a private device on the server {server}")
+        }
+        _ if dev.is_simulated() => "simulated (agx-sim, asked for by name), embedded".into(),
+        _ => "kernel render node".into(),
     };
     println!("backend:              {backend}");
     println!(

@@ -4,11 +4,13 @@
 mod campaign;
 mod cases;
 mod demo;
+mod evil;
 mod info;
 mod results;
 mod rng;
 mod runner;
 mod soundness;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,8 +31,9 @@ struct Cli {
 
 #[derive(Args, Clone, Debug)]
 pub struct DeviceArg {
-    /// Device spec: sim[:options], auto (the asahi render node), or a /dev/dri node (default:
-    /// $AGXWS_DEVICE, else sim: this tool asks for the simulated GPU by name).
+    /// Device spec: sim[:options], unix:PATH (a device server's shared GPU), auto (the asahi
+    /// render node), or a /dev/dri node (default: $AGXWS_DEVICE, else sim: this tool asks for
+    /// the simulated GPU by name).
     #[arg(long)]
     pub device: Option<String>,
 }
@@ -122,6 +125,12 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The evil neighbour: another process on a shared GPU (--device unix:PATH) that makes
+    /// faults at a steady rate.
+    Evil(evil::EvilOpts),
+    /// The simulated GPU's counters (e.g. a device server's, --device unix:PATH) as one JSON
+    /// line: commands submitted, completed, faulted, killed, cancelled, opaque, pending.
+    Stats(DeviceArg),
     /// Restartability soundness and precision against the simulator.
     Soundness {
         #[arg(long, default_value_t = 2000)]
@@ -142,6 +151,8 @@ fn main() -> ExitCode {
         Cmd::Trace { name, out } => runner::trace(&name, &out),
         Cmd::Campaign(o) => campaign::campaign(&o),
         Cmd::ComparePolicies { iterations, seed } => campaign::compare_policies(iterations, seed),
+        Cmd::Evil(o) => evil::run(&o),
+        Cmd::Stats(d) => stats::run(&d),
         Cmd::Soundness { commands, seed } => soundness::run(commands, seed),
     };
     ExitCode::from(code)

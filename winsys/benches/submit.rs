@@ -100,23 +100,38 @@ fn bench(c: &mut Criterion) {
     });
 
     // 3. For scale: a whole submit + wait of a small pass on the embedded simulated device
-    //    (winsys + simulated kernel + simulated GPU execution).
-    let dev = Device::open(&DeviceSpec::Sim(SimOptions::default())).unwrap();
-    let ctx = Context::new(&dev, 1 << 20).unwrap();
-    let dst = ctx.alloc(256).unwrap();
-    let mut small = ctx.command_buffer();
-    small.render(ctx.clear_pass(dst, 256, 1).unwrap()).unwrap();
-    let deadline = Deadline::After(Duration::from_secs(10));
-    g.bench_function("sim_submit_and_wait", |b| {
-        b.iter(|| {
-            ctx.queue
-                .submit(&small, &[], &[])
-                .unwrap()
-                .wait(deadline)
-                .unwrap()
-        })
-    });
+    //    (winsys + simulated kernel + simulated GPU execution), and 4. the same on a device
+    //    server (agx-sim-server, here in this process, over a Unix socket: every ioctl a round
+    //    trip with its memory and fds), with one bare ioctl (GET_TIME) on each for the cost of a
+    //    round trip alone.
+    let sock = std::env::temp_dir().join(format!("agx-bench-submit-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    let server = agx_sim_server::Server::new(SimOptions::default().config());
+    let listener = server.listen(&sock).unwrap();
+    let embedded = Device::open(&DeviceSpec::Sim(SimOptions::default())).unwrap();
+    let remote = format!("unix:{}", listener.path().display());
+    let remote = Device::open(&DeviceSpec::parse(&remote).unwrap()).unwrap();
+    for (name, dev) in [("sim", &embedded), ("server", &remote)] {
+        let ctx = Context::new(dev, 1 << 20).unwrap();
+        let dst = ctx.alloc(256).unwrap();
+        let mut small = ctx.command_buffer();
+        small.render(ctx.clear_pass(dst, 256, 1).unwrap()).unwrap();
+        let deadline = Deadline::After(Duration::from_secs(10));
+        g.bench_function(format!("{name}_submit_and_wait"), |b| {
+            b.iter(|| {
+                ctx.queue
+                    .submit(&small, &[], &[])
+                    .unwrap()
+                    .wait(deadline)
+                    .unwrap()
+            })
+        });
+        g.bench_function(format!("{name}_get_time"), |b| {
+            b.iter(|| black_box(dev.gpu_time_ns().unwrap()))
+        });
+    }
     g.finish();
+    drop(listener);
 }
 
 criterion_group!(benches, bench);

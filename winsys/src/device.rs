@@ -30,11 +30,19 @@ pub enum DeviceSpec {
     Sim(SimOptions),
     /// A render node by path.
     Node(PathBuf),
+    /// A file on a device server (`unix:PATH`: its shared device; `unix:PATH,new,OPTIONS`: a
+    /// new private device with `sim` options).
+    #[cfg(feature = "sim")]
+    Remote {
+        path: PathBuf,
+        new: Option<SimOptions>,
+    },
 }
 
 impl DeviceSpec {
     /// Parses `auto`, a path, or (with the `sim` feature) `sim[:policy=kill-inflight,
-    /// replay-limit=2,hang-timeout-ms=10,soft-faults,upstream]`.
+    /// replay-limit=2,hang-timeout-ms=10,soft-faults,upstream,clock=host]` or
+    /// `unix:PATH[,new[,sim options]]`.
     pub fn parse(spec: &str) -> Result<DeviceSpec> {
         let bad = |why: String| Error::BadSpec {
             spec: spec.to_owned(),
@@ -46,6 +54,15 @@ impl DeviceSpec {
         }
         if spec_t.starts_with('/') {
             return Ok(DeviceSpec::Node(spec_t.into()));
+        }
+        if let Some(rest) = spec_t.strip_prefix("unix:") {
+            #[cfg(feature = "sim")]
+            return parse_unix(rest, bad);
+            #[cfg(not(feature = "sim"))]
+            {
+                let _ = rest;
+                return Err(bad(NO_SIM.into()));
+            }
         }
         let Some(rest) = spec_t.strip_prefix("sim") else {
             return Err(bad(format!(
@@ -76,13 +93,24 @@ impl DeviceSpec {
     }
 }
 
+/// `PATH[,new[,options]]` after `unix:`.
+#[cfg(feature = "sim")]
+fn parse_unix(rest: &str, bad: impl Fn(String) -> Error) -> Result<DeviceSpec> {
+    let (path, target) = agx_sim_server::parse_unix_spec(rest).map_err(&bad)?;
+    let new = match target {
+        crate::sim::Target::New(o) => Some(SimOptions::parse(&o, bad)?),
+        _ => None,
+    };
+    Ok(DeviceSpec::Remote { path, new })
+}
+
 #[cfg(not(feature = "sim"))]
 const NO_SIM: &str = "this build of agx-winsys has no simulated device (cargo feature `sim`, \
                       meson -Dsim=enabled)";
 
 fn sim_hint_short() -> &'static str {
     if cfg!(feature = "sim") {
-        ", or sim[:options]"
+        ", or sim[:options], or unix:PATH (a device server)"
     } else {
         ""
     }
@@ -143,6 +171,15 @@ impl Device {
             DeviceSpec::Auto => Device::from_node(find_asahi_node()?),
             #[cfg(feature = "sim")]
             DeviceSpec::Sim(o) => crate::sim::open_new(o),
+            #[cfg(feature = "sim")]
+            DeviceSpec::Remote { path, new } => {
+                use crate::sim::{Endpoint, Target};
+                let target = match new {
+                    Some(o) => Target::New(o.config().to_options()),
+                    None => Target::Shared,
+                };
+                crate::sim::open_remote(&Endpoint::Path(path.clone()), target)
+            }
             DeviceSpec::Node(p) => {
                 let node = RenderNode::open(p)
                     .map_err(|e| Error::NoDevice(format!("{}: {e}", p.display())))?;
@@ -354,6 +391,28 @@ mod tests {
         assert_eq!(o.hang_timeout_ns, 5_000_000);
         assert!(o.upstream);
         assert!(DeviceSpec::parse("sim:policy=bogus").is_err());
+        assert_eq!(
+            DeviceSpec::parse("unix:/tmp/s").unwrap(),
+            DeviceSpec::Remote {
+                path: "/tmp/s".into(),
+                new: None
+            }
+        );
+        let DeviceSpec::Remote { path, new: Some(o) } =
+            DeviceSpec::parse("unix:/tmp/s,new,policy=continue,clock=host").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(path, std::path::Path::new("/tmp/s"));
+        assert_eq!(o.policy, RecoveryPolicy::Continue);
+        assert_eq!(o.clock, crate::sim::Clock::Host);
+        for bad in [
+            "unix:",
+            "unix:/tmp/s,policy=replay",
+            "unix:/tmp/s,new,bogus",
+        ] {
+            assert!(DeviceSpec::parse(bad).is_err(), "{bad}");
+        }
         let DeviceSpec::Sim(o) = DeviceSpec::parse("sim:streams=opaque").unwrap() else {
             panic!("sim spec");
         };

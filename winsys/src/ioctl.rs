@@ -42,6 +42,22 @@ fn owned_fd(fd: i32) -> OwnedFd {
 }
 
 /// `DRM_IOCTL_ASAHI_GET_PARAMS` into `out` (at most `size_of::<T>()` bytes are written).
+/// `DRM_IOCTL_VERSION`: the DRM driver name (the length first, then the string, as
+/// `drmGetVersion` asks).
+pub fn driver_name(k: &dyn KernelFile) -> Result<String> {
+    let mut a = drm_version::default();
+    io(k, DRM_IOCTL_VERSION, "VERSION", &mut a)?;
+    let mut name = vec![0u8; a.name_len.min(256) as usize];
+    let mut a = drm_version {
+        name_len: name.len() as u64,
+        name: name.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    io(k, DRM_IOCTL_VERSION, "VERSION", &mut a)?;
+    name.truncate(a.name_len.min(name.len() as u64) as usize);
+    Ok(String::from_utf8_lossy(&name).into_owned())
+}
+
 pub fn get_params<T: Pod>(k: &dyn KernelFile, group: u32, out: &mut T) -> Result<()> {
     let bytes = bytemuck::bytes_of_mut(out);
     let mut a = drm_asahi_get_params {

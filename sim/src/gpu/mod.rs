@@ -17,7 +17,7 @@ use std::sync::Arc;
 use agx_uapi::fault_ext as ext;
 
 use crate::bo::Bo;
-use crate::config::SimConfig;
+use crate::config::{Clock, SimConfig};
 use crate::sync::fence::Fence;
 use crate::trace::{EventKind, Trace};
 use crate::vm::PageTable;
@@ -253,6 +253,8 @@ pub struct Gpu {
     next_id: u64,
     /// Open recoveries: id -> (fault time, latest end so far, replayed victims not done).
     pub(crate) open_recoveries: BTreeMap<u64, (u64, u64, u32)>,
+    /// GPU time 0 on the host clock ([`Clock::Host`]).
+    epoch: std::time::Instant,
 }
 
 impl Gpu {
@@ -270,6 +272,7 @@ impl Gpu {
             stats: Stats::default(),
             next_id: 1,
             open_recoveries: BTreeMap::new(),
+            epoch: std::time::Instant::now(),
         }
     }
 
@@ -280,10 +283,27 @@ impl Gpu {
         id
     }
 
-    /// Runs until idle or blocked. Does nothing while held or crashed.
+    /// Runs until idle or blocked ([`Clock::Virtual`]), or until the host clock's present
+    /// ([`Clock::Host`]). Does nothing while held or crashed.
     pub fn run(&mut self) {
-        if !self.held {
-            self.run_until(None);
+        if self.held {
+            return;
+        }
+        match self.config.clock {
+            Clock::Virtual => self.run_until(None),
+            Clock::Host => {
+                let host = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                // An idle GPU's clock jumps to the present; a busy one catches up by running.
+                let busy = self
+                    .queues
+                    .values()
+                    .any(|q| q.running.iter().any(Option::is_some));
+                if !busy {
+                    self.now_ns = self.now_ns.max(host);
+                }
+                self.run_until(Some(host));
+                self.now_ns = self.now_ns.max(host);
+            }
         }
     }
 

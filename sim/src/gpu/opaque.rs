@@ -44,7 +44,8 @@ pub struct OpaqueCmd {
 
 impl OpaqueCmd {
     /// A render command: tiles from the render size, layers and samples; its vertex and
-    /// fragment attachments must be writable.
+    /// fragment attachments must be writable, and the depth and stencil buffers it loads or
+    /// stores reachable (see [`zls_checks`]).
     pub fn render(
         c: &drm_asahi_cmd_render,
         vertex: &[drm_asahi_attachment],
@@ -60,6 +61,7 @@ impl OpaqueCmd {
                 fragment,
                 ext::DRM_ASAHI_EXT_UNIT_FRAGMENT,
             ))
+            .chain(zls_checks(c))
             .collect();
         OpaqueCmd { cost_ns, checks }
     }
@@ -80,6 +82,45 @@ fn attachment_checks(list: &[drm_asahi_attachment], unit: u32) -> impl Iterator<
         write: true,
         unit,
     })
+}
+
+/// `zls_ctrl` bits (`ZLS Control` in Mesa's `src/asahi/genxml/cmdbuf.xml`).
+const ZLS_Z_LOAD_COMPRESS: u64 = 1 << 2;
+const ZLS_S_LOAD_COMPRESS: u64 = 1 << 4;
+const ZLS_Z_STORE_COMPRESS: u64 = 1 << 6;
+const ZLS_S_STORE_COMPRESS: u64 = 1 << 8;
+const ZLS_S_LOAD: u64 = 1 << 14;
+const ZLS_Z_LOAD: u64 = 1 << 15;
+const ZLS_S_STORE: u64 = 1 << 18;
+const ZLS_Z_STORE: u64 = 1 << 19;
+
+/// The depth and stencil buffers the ZLS unit touches at the start of each tile (load: read)
+/// and at its end (store: write), with their compression metadata when the load or store is
+/// compressed: the first page of each, unit `FRAGMENT`. Only the first page: the extent of a
+/// ZLS buffer (its layout in tiles) is not in the command.
+fn zls_checks(c: &drm_asahi_cmd_render) -> impl Iterator<Item = Check> {
+    let z = c.zls_ctrl;
+    let ops = [
+        (ZLS_Z_LOAD, ZLS_Z_LOAD_COMPRESS, c.depth, false),
+        (ZLS_S_LOAD, ZLS_S_LOAD_COMPRESS, c.stencil, false),
+        (ZLS_Z_STORE, ZLS_Z_STORE_COMPRESS, c.depth, true),
+        (ZLS_S_STORE, ZLS_S_STORE_COMPRESS, c.stencil, true),
+    ];
+    ops.into_iter()
+        .filter(move |(op, ..)| z & op != 0)
+        .flat_map(move |(_, compress, buf, write)| {
+            let meta = (z & compress != 0).then_some(buf.comp_base);
+            [Some(buf.base), meta]
+                .into_iter()
+                .flatten()
+                .filter(|&a| a != 0)
+                .map(move |start| Check {
+                    start,
+                    len: 1,
+                    write,
+                    unit: ext::DRM_ASAHI_EXT_UNIT_FRAGMENT,
+                })
+        })
 }
 
 /// What a command's stream turned out to be.

@@ -5,7 +5,6 @@
 //! `drm_ioctl()`, the struct is written back whatever the outcome; each handler changes only the
 //! fields Linux writes.
 
-use std::os::fd::IntoRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use super::fence::{lock, monotonic_ns, unwrap_merge, wait_epoch, wait_for_change
 use super::sync_file::{self, load, store};
 use super::syncobj::{Syncobj, SyncobjTable};
 use crate::fdutil;
-use crate::uaccess;
+use crate::uaccess::{self, Caller};
 
 const NR_CREATE: u8 = ioc_nr(DRM_IOCTL_SYNCOBJ_CREATE);
 const NR_DESTROY: u8 = ioc_nr(DRM_IOCTL_SYNCOBJ_DESTROY);
@@ -41,10 +40,12 @@ const WAIT_FOR_SUBMIT: u32 = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT;
 const WAIT_AVAILABLE: u32 = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE;
 const WAIT_DEADLINE: u32 = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE;
 
-/// Handles one DRM syncobj ioctl of the file owning `table`. `kick` lets the simulated GPU run
-/// work that became runnable; it is called after state changes and before every check of a
-/// wait. The table lock is never held while blocking. `ENOTTY` for other commands.
+/// Handles one DRM syncobj ioctl of the file owning `table`, made by `caller`. `kick` lets the
+/// simulated GPU run work that became runnable; it is called after state changes and before
+/// every check of a wait. The table lock is never held while blocking; a wait gives up with
+/// `EINTR` once the caller is killed. `ENOTTY` for other commands.
 pub fn syncobj_ioctl(
+    caller: &dyn Caller,
     table: &Mutex<SyncobjTable>,
     cmd: u32,
     arg: &mut [u8],
@@ -64,18 +65,20 @@ pub fn syncobj_ioctl(
             }
             lock(table).destroy(a.handle)
         }),
-        NR_HANDLE_TO_FD => with_arg(arg, |a: &mut drm_syncobj_handle| handle_to_fd(table, a)),
+        NR_HANDLE_TO_FD => with_arg(arg, |a: &mut drm_syncobj_handle| {
+            handle_to_fd(caller, table, a)
+        }),
         NR_FD_TO_HANDLE => with_arg(arg, |a: &mut drm_syncobj_handle| {
-            fd_to_handle(table, a, kick)
+            fd_to_handle(caller, table, a, kick)
         }),
         NR_WAIT => with_arg(arg, |a: &mut drm_syncobj_wait| {
             if a.flags & !(WAIT_ALL | WAIT_FOR_SUBMIT | WAIT_DEADLINE) != 0 || a.count_handles == 0
             {
                 return Err(Errno::INVAL);
             }
-            let objs = array_find(table, a.handles, a.count_handles)?;
+            let objs = array_find(caller, table, a.handles, a.count_handles)?;
             let points = vec![0; objs.len()];
-            a.first_signaled = array_wait(&objs, &points, a.flags, a.timeout_nsec, kick)?;
+            a.first_signaled = array_wait(caller, &objs, &points, a.flags, a.timeout_nsec, kick)?;
             Ok(())
         }),
         NR_TIMELINE_WAIT => with_arg(arg, |a: &mut drm_syncobj_timeline_wait| {
@@ -84,16 +87,16 @@ pub fn syncobj_ioctl(
             {
                 return Err(Errno::INVAL);
             }
-            let objs = array_find(table, a.handles, a.count_handles)?;
-            let points = read_points(a.points, objs.len())?;
-            a.first_signaled = array_wait(&objs, &points, a.flags, a.timeout_nsec, kick)?;
+            let objs = array_find(caller, table, a.handles, a.count_handles)?;
+            let points = read_points(caller, a.points, objs.len())?;
+            a.first_signaled = array_wait(caller, &objs, &points, a.flags, a.timeout_nsec, kick)?;
             Ok(())
         }),
         NR_RESET => with_arg(arg, |a: &mut drm_syncobj_array| {
             if a.pad != 0 || a.count_handles == 0 {
                 return Err(Errno::INVAL);
             }
-            for obj in array_find(table, a.handles, a.count_handles)? {
+            for obj in array_find(caller, table, a.handles, a.count_handles)? {
                 obj.replace_fence(None);
             }
             Ok(())
@@ -102,7 +105,7 @@ pub fn syncobj_ioctl(
             if a.pad != 0 || a.count_handles == 0 {
                 return Err(Errno::INVAL);
             }
-            for obj in array_find(table, a.handles, a.count_handles)? {
+            for obj in array_find(caller, table, a.handles, a.count_handles)? {
                 obj.replace_fence(Some(Fence::signaled()));
             }
             kick();
@@ -112,8 +115,8 @@ pub fn syncobj_ioctl(
             if a.flags != 0 || a.count_handles == 0 {
                 return Err(Errno::INVAL);
             }
-            let objs = array_find(table, a.handles, a.count_handles)?;
-            let points = read_points(a.points, objs.len())?;
+            let objs = array_find(caller, table, a.handles, a.count_handles)?;
+            let points = read_points(caller, a.points, objs.len())?;
             // Point 0 too adds a chain link (on top of whatever fence was there).
             for (obj, point) in objs.iter().zip(points) {
                 obj.add_point(point, Fence::signaled());
@@ -126,13 +129,13 @@ pub fn syncobj_ioctl(
                 return Err(Errno::INVAL);
             }
             let last_submitted = a.flags & DRM_SYNCOBJ_QUERY_FLAGS_LAST_SUBMITTED != 0;
-            for (i, obj) in array_find(table, a.handles, a.count_handles)?
+            for (i, obj) in array_find(caller, table, a.handles, a.count_handles)?
                 .iter()
                 .enumerate()
             {
                 let point = obj.query(last_submitted);
                 let dst = a.points.checked_add(8 * i as u64).ok_or(Errno::FAULT)?;
-                uaccess::write_user(dst, &point)?;
+                uaccess::write_user(caller, dst, &point)?;
             }
             Ok(())
         }),
@@ -142,7 +145,7 @@ pub fn syncobj_ioctl(
                 return Err(Errno::INVAL);
             }
             let obj = lock(table).get(a.handle)?;
-            let fd = fdutil::dup_eventfd(a.fd)?;
+            let fd = fdutil::dup_eventfd(caller, a.fd)?;
             obj.add_eventfd(a.point, a.flags, fd);
             Ok(())
         }),
@@ -163,6 +166,7 @@ fn with_arg<T: Pod>(
 
 /// `drm_syncobj_array_find`: copies the handle array in and resolves every handle.
 fn array_find(
+    caller: &dyn Caller,
     table: &Mutex<SyncobjTable>,
     handles: u64,
     count: u32,
@@ -171,7 +175,7 @@ fn array_find(
     if count * 4 > KMALLOC_MAX_SIZE {
         return Err(Errno::NOMEM);
     }
-    let hs: Vec<u32> = uaccess::read_user_array(handles, count, 4)?;
+    let hs: Vec<u32> = uaccess::read_user_array(caller, handles, count, 4)?;
     if count * 8 > KMALLOC_MAX_SIZE {
         return Err(Errno::NOMEM);
     }
@@ -180,17 +184,21 @@ fn array_find(
 }
 
 /// A user array of points; a NULL pointer means all zeros.
-fn read_points(ptr: u64, count: usize) -> Result<Vec<u64>, Errno> {
+fn read_points(caller: &dyn Caller, ptr: u64, count: usize) -> Result<Vec<u64>, Errno> {
     if ptr == 0 {
         return Ok(vec![0; count]);
     }
     if count * 8 > KMALLOC_MAX_SIZE {
         return Err(Errno::NOMEM);
     }
-    uaccess::read_user_array(ptr, count, 8)
+    uaccess::read_user_array(caller, ptr, count, 8)
 }
 
-fn handle_to_fd(table: &Mutex<SyncobjTable>, a: &mut drm_syncobj_handle) -> Result<(), Errno> {
+fn handle_to_fd(
+    caller: &dyn Caller,
+    table: &Mutex<SyncobjTable>,
+    a: &mut drm_syncobj_handle,
+) -> Result<(), Errno> {
     if a.pad != 0 {
         return Err(Errno::INVAL);
     }
@@ -207,7 +215,7 @@ fn handle_to_fd(table: &Mutex<SyncobjTable>, a: &mut drm_syncobj_handle) -> Resu
     if a.flags & DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE != 0 {
         let obj = lock(table).get(a.handle)?;
         let fence = obj.find_fence(point, 0)?;
-        a.fd = sync_file::export(vec![fence])?.into_raw_fd();
+        a.fd = caller.fd_install(sync_file::export(vec![fence])?)?;
         return Ok(());
     }
     if point != 0 {
@@ -215,11 +223,12 @@ fn handle_to_fd(table: &Mutex<SyncobjTable>, a: &mut drm_syncobj_handle) -> Resu
     }
     // drm_syncobj_handle_to_fd answers EINVAL, not ENOENT, for an unknown handle.
     let obj = lock(table).get(a.handle).map_err(|_| Errno::INVAL)?;
-    a.fd = sync_file::export_syncobj(obj)?.into_raw_fd();
+    a.fd = caller.fd_install(sync_file::export_syncobj(obj)?)?;
     Ok(())
 }
 
 fn fd_to_handle(
+    caller: &dyn Caller,
     table: &Mutex<SyncobjTable>,
     a: &mut drm_syncobj_handle,
     kick: &dyn Fn(),
@@ -238,7 +247,7 @@ fn fd_to_handle(
         0
     };
     if a.flags & DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE != 0 {
-        let fence = sync_file::lookup_fence_raw(a.fd)?;
+        let fence = sync_file::lookup_fence_raw(caller, a.fd)?;
         let obj = lock(table).get(a.handle)?;
         if point != 0 {
             obj.add_point(point, fence);
@@ -251,7 +260,7 @@ fn fd_to_handle(
     if point != 0 {
         return Err(Errno::INVAL);
     }
-    let obj = sync_file::lookup_syncobj_raw(a.fd)?;
+    let obj = sync_file::lookup_syncobj_raw(caller, a.fd)?;
     a.handle = lock(table).insert(obj);
     Ok(())
 }
@@ -306,6 +315,7 @@ fn abs_timeout(timeout_nsec: i64) -> Timeout {
 /// timeout, `EINVAL` for a missing fence without `WAIT_FOR_SUBMIT`/`WAIT_AVAILABLE`. A fence
 /// that signalled with an error counts as signalled.
 fn array_wait(
+    caller: &dyn Caller,
     objs: &[Arc<Syncobj>],
     points: &[u64],
     flags: u32,
@@ -370,6 +380,10 @@ fn array_wait(
         }
         if count == n {
             return Ok(first);
+        }
+        // A killed caller stops waiting (the kernel's -ERESTARTSYS, seen as EINTR).
+        if caller.signal_pending() {
+            return Err(Errno::INTR);
         }
         match timeout {
             Timeout::Poll => return Err(Errno::TIME),

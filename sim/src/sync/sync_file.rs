@@ -14,7 +14,7 @@
 //! through [`sync_file_ioctl`], since the host kernel only sees a pipe.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
 use agx_uapi::ioctl::iow;
@@ -30,8 +30,7 @@ use rustix::pipe::PipeFlags;
 
 use super::fence::{context_alloc, lock, unwrap, unwrap_merge, Fence};
 use super::syncobj::Syncobj;
-use crate::fdutil::with_raw_fd;
-use crate::uaccess;
+use crate::uaccess::{Caller, InProcess};
 
 /// `struct sync_set_deadline` (upstream, not in 6.1).
 #[repr(C)]
@@ -204,14 +203,21 @@ pub fn lookup_syncobj(fd: BorrowedFd<'_>) -> Result<Arc<Syncobj>, Errno> {
     })
 }
 
-/// [`lookup_fence`] on an fd number from an ioctl argument (any failure is `EINVAL`).
-pub(crate) fn lookup_fence_raw(raw: RawFd) -> Result<Arc<Fence>, Errno> {
-    with_raw_fd(raw, lookup_fence).map_err(|_| Errno::INVAL)
+/// [`lookup_fence`] on the caller's fd `raw` from an ioctl argument (any failure is `EINVAL`).
+pub(crate) fn lookup_fence_raw(caller: &dyn Caller, raw: RawFd) -> Result<Arc<Fence>, Errno> {
+    caller
+        .fdget(raw)
+        .and_then(lookup_fence)
+        .map_err(|_| Errno::INVAL)
 }
 
-/// [`lookup_syncobj`] on an fd number from an ioctl argument (any failure is `EINVAL`).
-pub(crate) fn lookup_syncobj_raw(raw: RawFd) -> Result<Arc<Syncobj>, Errno> {
-    with_raw_fd(raw, lookup_syncobj).map_err(|_| Errno::INVAL)
+/// [`lookup_syncobj`] on the caller's fd `raw` from an ioctl argument (any failure is
+/// `EINVAL`).
+pub(crate) fn lookup_syncobj_raw(caller: &dyn Caller, raw: RawFd) -> Result<Arc<Syncobj>, Errno> {
+    caller
+        .fdget(raw)
+        .and_then(lookup_syncobj)
+        .map_err(|_| Errno::INVAL)
 }
 
 pub(crate) fn load<T: Pod>(arg: &[u8]) -> T {
@@ -265,7 +271,12 @@ fn fill_fence_info(f: &Fence) -> sync_fence_info {
     info
 }
 
-fn file_info(fence: &Arc<Fence>, user_name: &[u8; 32], arg: &mut [u8]) -> Result<(), Errno> {
+fn file_info(
+    caller: &dyn Caller,
+    fence: &Arc<Fence>,
+    user_name: &[u8; 32],
+    arg: &mut [u8],
+) -> Result<(), Errno> {
     let mut info: sync_file_info = load(arg);
     if info.flags != 0 || info.pad != 0 {
         return Err(Errno::INVAL);
@@ -291,7 +302,7 @@ fn file_info(fence: &Arc<Fence>, user_name: &[u8; 32], arg: &mut [u8]) -> Result
                 fi
             })
             .collect();
-        uaccess::copy_to_user(info.sync_fence_info, bytemuck::cast_slice(&infos))?;
+        caller.copy_to_user(info.sync_fence_info, bytemuck::cast_slice(&infos))?;
         info.status = status;
     }
     info.name = file_name(fence, user_name);
@@ -300,30 +311,41 @@ fn file_info(fence: &Arc<Fence>, user_name: &[u8; 32], arg: &mut [u8]) -> Result
     Ok(())
 }
 
-fn merge(fence: &Arc<Fence>, arg: &mut [u8]) -> Result<(), Errno> {
+fn merge(caller: &dyn Caller, fence: &Arc<Fence>, arg: &mut [u8]) -> Result<(), Errno> {
     let mut data: sync_merge_data = load(arg);
     if data.flags != 0 || data.pad != 0 {
         return Err(Errno::INVAL);
     }
-    let other = lookup_fence_raw(data.fd2).map_err(|_| Errno::NOENT)?;
+    let other = lookup_fence_raw(caller, data.fd2).map_err(|_| Errno::NOENT)?;
     data.name[31] = 0;
     let merged = unwrap_merge(&[fence.clone(), other]);
-    data.fence = export_fence(merged, data.name)?.into_raw_fd();
+    data.fence = caller.fd_install(export_fence(merged, data.name)?)?;
     store(arg, &data);
     Ok(())
 }
 
-/// The ioctls of a sync_file fd (`sync_file_ioctl`). `ENOTTY` for other commands and for fds
-/// that are not our sync_files (a real pipe or a syncobj file has no such ioctls).
+/// The ioctls of a sync_file fd (`sync_file_ioctl`) made by this process. `ENOTTY` for other
+/// commands and for fds that are not our sync_files (a real pipe or a syncobj file has no such
+/// ioctls).
 pub fn sync_file_ioctl(fd: BorrowedFd<'_>, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+    sync_file_ioctl_for(&InProcess, fd, cmd, arg)
+}
+
+/// [`sync_file_ioctl`] made by `caller`.
+pub fn sync_file_ioctl_for(
+    caller: &dyn Caller,
+    fd: BorrowedFd<'_>,
+    cmd: u32,
+    arg: &mut [u8],
+) -> Result<(), Errno> {
     let (fence, user_name) = with_entry(fd, |e| match &e.payload {
         Payload::SyncFile { fence, user_name } => Ok((fence.clone(), *user_name)),
         Payload::Syncobj(_) => Err(Errno::NOTTY),
     })
     .map_err(|e| if e == Errno::INVAL { Errno::NOTTY } else { e })?;
     match cmd {
-        SYNC_IOC_FILE_INFO => file_info(&fence, &user_name, arg),
-        SYNC_IOC_MERGE => merge(&fence, arg),
+        SYNC_IOC_FILE_INFO => file_info(caller, &fence, &user_name, arg),
+        SYNC_IOC_MERGE => merge(caller, &fence, arg),
         SYNC_IOC_SET_DEADLINE => {
             // A hint only: the simulated GPU has no clocks to boost.
             let ts: sync_set_deadline = load(arg);

@@ -16,6 +16,7 @@ use super::ioctl::syncobj_ioctl;
 use super::sync_file::{self, sync_file_ioctl};
 use super::syncobj::{Syncobj, SyncobjTable};
 use crate::fdutil::take_returned_fd;
+use crate::uaccess::InProcess;
 
 const EIO: i32 = -5;
 
@@ -36,7 +37,13 @@ impl Dev {
         let kick = || {
             self.kicks.fetch_add(1, Ordering::Relaxed);
         };
-        syncobj_ioctl(&self.table, cmd, bytemuck::bytes_of_mut(a), &kick)
+        syncobj_ioctl(
+            &InProcess,
+            &self.table,
+            cmd,
+            bytemuck::bytes_of_mut(a),
+            &kick,
+        )
     }
 
     fn create(&self, flags: u32) -> u32 {
@@ -286,7 +293,7 @@ fn wait_validation() {
         ..Default::default()
     };
     let bytes = &mut bytemuck::bytes_of_mut(&mut w)[..32];
-    syncobj_ioctl(&d.table, DRM_IOCTL_SYNCOBJ_WAIT, bytes, &|| {}).unwrap();
+    syncobj_ioctl(&InProcess, &d.table, DRM_IOCTL_SYNCOBJ_WAIT, bytes, &|| {}).unwrap();
 
     let mut t = drm_syncobj_timeline_wait {
         handles: handles.as_ptr() as u64,
@@ -753,6 +760,7 @@ fn syncobj_fd_round_trip() {
         point: 0,
     };
     syncobj_ioctl(
+        &InProcess,
         &d.table,
         DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD,
         &mut bytemuck::bytes_of_mut(&mut old)[..16],

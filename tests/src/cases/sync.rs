@@ -140,7 +140,7 @@ fn pending_hides_later_error(cx: &mut CaseCtx) -> CaseResult {
     );
     let p2 = t.export_sync_file(Some(2))?;
     check_eq!(
-        naive_status(&p2)?,
+        naive_status(&d2, &p2)?,
         0,
         "FILE_INFO without fence infos: pending"
     );
@@ -152,7 +152,11 @@ fn pending_hides_later_error(cx: &mut CaseCtx) -> CaseResult {
     s1.release();
     check_eq!(wait(&j1)?, JobOutcome::Complete, "point 1's job");
     t.wait(Some(2), Deadline::After(BOUND), WaitFlags::default())?;
-    check_eq!(naive_status(&p2)?, 1, "the chain signals without an error");
+    check_eq!(
+        naive_status(&d2, &p2)?,
+        1,
+        "the chain signals without an error"
+    );
     check_eq!(
         agx_winsys::sync::sync_file_status(&d2, p2.as_fd())?,
         FenceStatus::Error(-libc::EIO),
@@ -161,16 +165,18 @@ fn pending_hides_later_error(cx: &mut CaseCtx) -> CaseResult {
     cx.finish()
 }
 
-/// `SYNC_IOC_FILE_INFO` with `num_fences = 0`: the container's own status.
-fn naive_status(fd: &std::os::fd::OwnedFd) -> Result<i32, CaseError> {
+/// `SYNC_IOC_FILE_INFO` with `num_fences = 0`: the container's own status (asked through
+/// `dev`, whose device made the sync_file).
+fn naive_status(dev: &Device, fd: &std::os::fd::OwnedFd) -> Result<i32, CaseError> {
     use agx_uapi::sync_file::{sync_file_info, SYNC_IOC_FILE_INFO};
     let mut info: sync_file_info = bytemuck::Zeroable::zeroed();
-    agx_sim::sync::sync_file::sync_file_ioctl(
-        fd.as_fd(),
-        SYNC_IOC_FILE_INFO,
-        bytemuck::bytes_of_mut(&mut info),
-    )
-    .map_err(|e| CaseError::Fail(format!("SYNC_IOC_FILE_INFO: {e}")))?;
+    dev.kernel()
+        .fd_ioctl(
+            fd.as_fd(),
+            SYNC_IOC_FILE_INFO,
+            bytemuck::bytes_of_mut(&mut info),
+        )
+        .map_err(|e| CaseError::Fail(format!("SYNC_IOC_FILE_INFO: {e}")))?;
     Ok(info.status)
 }
 

@@ -133,7 +133,9 @@ pub fn submit(
         };
         (n, d)
     };
-    if decision != Decision::Run {
+    // A neighbour fault is counted where it is known to have hit: on a shared device
+    // (AGX_FAULT_DEVICE) a watched submission may come through untouched.
+    if decision != Decision::Run && decision != Decision::Neighbor {
         stats::fault_injected();
     }
     if !dev.track {
@@ -234,6 +236,7 @@ fn held_submit(
                 batches.call_name(),
             ),
             Decision::Neighbor => {
+                stats::fault_injected();
                 let v = analyse(dev, None);
                 let r = batches.submit_as_is(dev, q.handle, fence);
                 let killed = JobOutcome::Killed {

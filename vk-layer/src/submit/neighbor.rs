@@ -105,6 +105,13 @@ pub fn run(
             guilt: Guilt::Innocent,
             fault: None,
         });
+    // On a shared device (AGX_FAULT_DEVICE) no fault came while it was in flight: it runs
+    // as is.
+    if outcome == JobOutcome::Complete {
+        release(dev, q, &sub.from(0), Keep::ALL, fence);
+        return;
+    }
+    stats::fault_injected();
     if !outcome.succeeded() {
         // Killed (as the kernel kills an innocent job it cannot replay): lost before its
         // signals go down, which go down alone, as every submission's after a loss.

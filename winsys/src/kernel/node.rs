@@ -1,13 +1,17 @@
 //! A real DRM render node: the same boundary as the simulator, with real system calls.
+//!
+//! Every system call on the node goes through libc (`open`, `fcntl`, `ioctl`, `mmap`), as
+//! Mesa's and libdrm's do, so that an `LD_PRELOAD` render node (Mesa's drm-shim, or this
+//! project's `agx-render-node`) sees the winsys's calls exactly as it sees Mesa's.
 #![allow(unsafe_code)]
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
-use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use rustix::mm::{MapFlags, ProtFlags};
 
 use super::{CpuMapping, KernelFile, MappedRange};
 
@@ -18,10 +22,30 @@ pub struct RenderNode {
     path: PathBuf,
 }
 
+fn last_errno() -> Errno {
+    Errno::from_raw_os_error(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
+}
+
+/// Takes ownership of the fd a libc call just returned (or its errno).
+fn owned(fd: libc::c_int) -> Result<OwnedFd, Errno> {
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: `fd` was just returned by open/fcntl(F_DUPFD_CLOEXEC): a new descriptor that
+    // nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 impl RenderNode {
     /// Opens `path` read-write, close-on-exec.
     pub fn open(path: &Path) -> Result<RenderNode, Errno> {
-        let fd = rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+        let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        let fd = owned(unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })?;
         Ok(RenderNode {
             fd,
             path: path.to_owned(),
@@ -31,17 +55,15 @@ impl RenderNode {
     /// Uses a DRM file the caller opened: the node owns a close-on-exec duplicate, so the
     /// caller's fd stays open, with its flags and file offset untouched, whatever happens here.
     pub fn dup(fd: BorrowedFd<'_>) -> Result<RenderNode, Errno> {
-        let fd = rustix::io::fcntl_dupfd_cloexec(fd, 3)?;
+        // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a borrowed, open fd only creates a new descriptor.
+        let fd = owned(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
         let path = format!("/proc/self/fd/{}", fd.as_raw_fd()).into();
         Ok(RenderNode { fd, path })
     }
 
-    /// The DRM driver name (`DRM_IOCTL_VERSION`), through drm-ffi.
+    /// The DRM driver name (`DRM_IOCTL_VERSION`).
     pub fn driver_name(&self) -> Result<String, Errno> {
-        let mut name: Vec<i8> = Vec::with_capacity(64);
-        drm_ffi::get_version(self.fd.as_fd(), Some(&mut name), None, None)
-            .map_err(|e| Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)))?;
-        Ok(name.iter().map(|&c| c as u8 as char).collect())
+        crate::ioctl::driver_name(self).map_err(|e| e.errno())
     }
 
     /// The node's path.
@@ -82,22 +104,26 @@ impl KernelFile for RenderNode {
 
     fn map(&self, offset: u64, len: usize, at: Option<NonNull<u8>>) -> Result<CpuMapping, Errno> {
         let (hint, fixed) = match at {
-            Some(p) => (p.as_ptr().cast(), MapFlags::FIXED),
-            None => (std::ptr::null_mut(), MapFlags::empty()),
+            Some(p) => (p.as_ptr().cast(), libc::MAP_FIXED),
+            None => (std::ptr::null_mut(), 0),
         };
+        let off = libc::off_t::try_from(offset).map_err(|_| Errno::INVAL)?;
         // SAFETY: without `at`, a fresh mapping at a kernel-chosen address aliases no Rust
         // object. With `at`, the caller of `Bo::map_fixed` promised (its `# Safety`) that the
         // range is theirs to replace and holds no Rust object.
         let ptr = unsafe {
-            rustix::mm::mmap(
+            libc::mmap(
                 hint,
                 len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED | fixed,
-                self.fd.as_fd(),
-                offset,
-            )?
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | fixed,
+                self.fd.as_raw_fd(),
+                off,
+            )
         };
+        if ptr == libc::MAP_FAILED {
+            return Err(last_errno());
+        }
         let ptr = NonNull::new(ptr.cast()).ok_or(Errno::NOMEM)?;
         Ok(CpuMapping::new(Box::new(NodeMapping { ptr, len })))
     }
@@ -155,6 +181,6 @@ impl MappedRange for NodeMapping {
 impl Drop for NodeMapping {
     fn drop(&mut self) {
         // SAFETY: by the invariant the mapping is live and ours to unmap.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }

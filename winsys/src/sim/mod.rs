@@ -1,6 +1,12 @@
 //! The simulated device as a backend (cargo feature `sim`): opening one, its options, and
 //! [`SimControl`], the test controls only a simulated GPU has.
 //!
+//! Two backends: [`SimBackend`], a simulated GPU embedded in this process, and
+//! [`RemoteBackend`], a file of a device on a device server (`agx-sim-server`) shared with
+//! other processes: `unix:PATH` opens the server's shared device, and `AGXWS_SIM_SERVER=PATH`
+//! makes every `sim[:options]` spec create its device on that server instead of in-process
+//! (how the test suites run as clients).
+//!
 //! Nothing here is reachable in a build without the feature, which is how Mesa links the
 //! library (meson `-Dsim=disabled`): a driver then only ever sees a real render node. With the
 //! feature, a simulated device is still only opened when asked for by name (`sim`), never as a
@@ -11,13 +17,16 @@
 //! controls through [`Device::sim_control`](crate::Device::sim_control).
 
 mod embedded;
+mod remote;
 
 use std::sync::Arc;
 
 pub use agx_sim::gpu::Stats;
 pub use agx_sim::trace::Event;
-pub use agx_sim::{Injection, RecoveryPolicy, SimConfig, SimDevice, StreamMode};
+pub use agx_sim::{Clock, Injection, RecoveryPolicy, SimConfig, SimDevice, StreamMode};
+pub use agx_sim_server::{Endpoint, Target};
 pub use embedded::SimBackend;
+pub use remote::RemoteBackend;
 
 use crate::error::{Error, Result};
 use crate::Device;
@@ -64,21 +73,15 @@ pub struct SimOptions {
     pub soft_faults: bool,
     /// Pretend to be an upstream kernel: no fault-report extension.
     pub upstream: bool,
+    /// What GPU time follows (`clock=host` for interactive programs).
+    pub clock: Clock,
     /// `streams=opaque`: run real AGX control streams (Mesa's) as opaque jobs.
     pub streams: StreamMode,
 }
 
 impl Default for SimOptions {
     fn default() -> Self {
-        let c = SimConfig::default();
-        SimOptions {
-            policy: c.policy,
-            replay_limit: c.replay_limit,
-            hang_timeout_ns: c.hang_timeout_ns,
-            soft_faults: c.soft_faults,
-            upstream: !c.fault_ext,
-            streams: c.streams,
-        }
+        SimOptions::from_config(&SimConfig::default())
     }
 }
 
@@ -90,39 +93,31 @@ impl SimOptions {
             hang_timeout_ns: self.hang_timeout_ns,
             soft_faults: self.soft_faults,
             fault_ext: !self.upstream,
+            clock: self.clock,
             streams: self.streams,
             ..SimConfig::default()
         }
     }
 
-    /// Parses the options after `sim:`: `policy=kill-inflight|replay|continue`,
-    /// `replay-limit=N`, `hang-timeout-ms=N`, `soft-faults`, `upstream`, `streams=sim|opaque`,
-    /// comma-separated.
-    pub(crate) fn parse(opts: &str, bad: impl Fn(String) -> Error) -> Result<SimOptions> {
-        let mut o = SimOptions::default();
-        for item in opts.split(',').filter(|s| !s.is_empty()) {
-            let (k, v) = item.split_once('=').unwrap_or((item, ""));
-            let num = |v: &str| {
-                v.parse::<u64>()
-                    .map_err(|_| bad(format!("{k}: not a number: {v:?}")))
-            };
-            match k {
-                "policy" => {
-                    o.policy = RecoveryPolicy::from_name(v)
-                        .ok_or_else(|| bad(format!("unknown policy {v:?}")))?
-                }
-                "replay-limit" => o.replay_limit = num(v)? as u32,
-                "hang-timeout-ms" => o.hang_timeout_ns = num(v)? * 1_000_000,
-                "soft-faults" => o.soft_faults = true,
-                "upstream" => o.upstream = true,
-                "streams" => {
-                    o.streams = StreamMode::from_name(v)
-                        .ok_or_else(|| bad(format!("unknown stream mode {v:?}")))?
-                }
-                _ => return Err(bad(format!("unknown option {k:?}"))),
-            }
+    fn from_config(c: &SimConfig) -> SimOptions {
+        SimOptions {
+            policy: c.policy,
+            replay_limit: c.replay_limit,
+            hang_timeout_ns: c.hang_timeout_ns,
+            soft_faults: c.soft_faults,
+            upstream: !c.fault_ext,
+            clock: c.clock,
+            streams: c.streams,
         }
-        Ok(o)
+    }
+
+    /// Parses the options after `sim:` ([`SimConfig::from_options`]: `policy=kill-inflight|
+    /// replay|continue`, `replay-limit=N`, `hang-timeout-ms=N`, `soft-faults`, `upstream`,
+    /// `streams=sim|opaque`, `clock=virtual|host`, comma-separated).
+    pub(crate) fn parse(opts: &str, bad: impl Fn(String) -> Error) -> Result<SimOptions> {
+        SimConfig::from_options(opts)
+            .map(|c| SimOptions::from_config(&c))
+            .map_err(bad)
     }
 }
 
@@ -142,11 +137,30 @@ impl crate::Queue {
 
 /// Opens a new file on an existing embedded simulated GPU.
 pub fn open(sim: &SimDevice) -> Result<Device> {
-    let backend = Arc::new(SimBackend::open(sim));
-    Device::with_control(backend.clone(), backend)
+    open_backend(SimBackend::open(sim))
 }
 
-/// A new embedded simulated GPU with `options`, and a first file on it.
+/// A new simulated GPU with `options`, and a first file on it: embedded in this process, or,
+/// when `AGXWS_SIM_SERVER` names a device server's socket, a private device on that server.
 pub fn open_new(options: &SimOptions) -> Result<Device> {
-    open(&SimDevice::new(options.config()))
+    match std::env::var_os(SERVER_ENV).filter(|p| !p.is_empty()) {
+        Some(path) => open_remote(
+            &Endpoint::Path(path.into()),
+            Target::New(options.config().to_options()),
+        ),
+        None => open(&SimDevice::new(options.config())),
+    }
+}
+
+/// The environment variable that puts `sim` devices on a device server.
+pub const SERVER_ENV: &str = "AGXWS_SIM_SERVER";
+
+/// Opens a file on a device of a device server.
+pub fn open_remote(endpoint: &Endpoint, target: Target) -> Result<Device> {
+    open_backend(RemoteBackend::open(endpoint, target)?)
+}
+
+fn open_backend<B: crate::kernel::KernelFile + SimControl + 'static>(b: B) -> Result<Device> {
+    let backend = Arc::new(b);
+    Device::with_control(backend.clone(), backend)
 }
