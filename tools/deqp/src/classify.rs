@@ -97,6 +97,9 @@ pub enum Class {
     Gained,
     /// A new failure whose log says `VK_ERROR_DEVICE_LOST`: allowed under a plan.
     DeviceLost,
+    /// A test of the known-flakes list (`lavapipe-flakes.txt`) failed in either run: the
+    /// driver's own flakiness, never counted as Pass nor as a rule violation.
+    KnownFlake,
     /// Any other new failure: never allowed under a `neighbor` plan.
     WrongResult,
     Crash,
@@ -104,10 +107,11 @@ pub enum Class {
 }
 
 impl Class {
-    pub const ALL: [Class; 6] = [
+    pub const ALL: [Class; 7] = [
         Class::Same,
         Class::Gained,
         Class::DeviceLost,
+        Class::KnownFlake,
         Class::WrongResult,
         Class::Crash,
         Class::Timeout,
@@ -118,6 +122,7 @@ impl Class {
             Class::Same => "Same",
             Class::Gained => "Gained",
             Class::DeviceLost => "DeviceLost",
+            Class::KnownFlake => "KnownFlake",
             Class::WrongResult => "WrongResult",
             Class::Crash => "Crash",
             Class::Timeout => "Timeout",
@@ -128,6 +133,9 @@ impl Class {
 /// Classifies one test: `base` without the layer, `run` with it, `device_lost` whether the
 /// run's log of the test shows `VK_ERROR_DEVICE_LOST`.
 pub fn classify(base: Status, run: Status, device_lost: bool) -> Class {
+    if run == Status::KnownFlake || base == Status::KnownFlake {
+        return Class::KnownFlake;
+    }
     if run == base {
         return Class::Same;
     }
@@ -141,13 +149,13 @@ pub fn classify(base: Status, run: Status, device_lost: bool) -> Class {
 }
 
 /// Whether a class breaks the rule of a run: with the layer and no plan nothing may change
-/// but tests the layer makes supported (`Gained` from `Skip`); under a `neighbor` plan no
+/// but tests the layer makes supported (`Gained` from `Skip`) and known flakes; under a `neighbor` plan no
 /// WrongResult, Crash or Timeout; under other plans (guilty, hang) losses and what a lost
 /// application does next are the point, so only crashes and timeouts break it.
 pub fn breaks_rule(kind: PlanKind, base: Status, class: Class) -> bool {
     match kind {
         PlanKind::NoPlan => match class {
-            Class::Same => false,
+            Class::Same | Class::KnownFlake => false,
             Class::Gained => base != Status::Skip,
             _ => true,
         },
@@ -218,6 +226,9 @@ mod tests {
         assert_eq!(classify(Pass, Skip, false), Class::WrongResult);
         assert_eq!(classify(Pass, Timeout, true), Class::Timeout);
         assert_eq!(classify(Fail, Crash, false), Class::Crash);
+        assert_eq!(classify(Pass, KnownFlake, false), Class::KnownFlake);
+        assert_eq!(classify(KnownFlake, Pass, false), Class::KnownFlake);
+        assert_eq!(classify(KnownFlake, KnownFlake, false), Class::KnownFlake);
     }
 
     #[test]
@@ -236,6 +247,9 @@ mod tests {
         assert!(breaks_rule(PlanKind::NoPlan, Status::Fail, Gained));
         assert!(breaks_rule(PlanKind::NoPlan, Status::Pass, DeviceLost));
         assert!(!breaks_rule(PlanKind::Guilty, Status::Pass, WrongResult));
+        for k in [PlanKind::NoPlan, n, PlanKind::Guilty] {
+            assert!(!breaks_rule(k, Status::Pass, KnownFlake));
+        }
     }
 
     #[test]

@@ -87,6 +87,10 @@ struct RunArgs {
     /// Keep runs already in the output directory (same caselist, plan and shard).
     #[arg(long)]
     resume: bool,
+    /// deqp-runner `--flakes` file: tests that fail now and then without the layer (classed
+    /// KnownFlake when they do); `none` for no list.
+    #[arg(long, default_value_os_t = default_path("lavapipe-flakes.txt"))]
+    flakes: PathBuf,
     /// Reruns without the layer of each test that breaks a rule (to tell the driver's own
     /// flakiness from the layer's doing).
     #[arg(long, default_value_t = 3)]
@@ -176,6 +180,7 @@ fn reusable(dir: &Path, config: &Config, setup: &Setup, caselist: &Path) -> bool
         && m["layer"] == config.layer
         && m["fraction"] == setup.fraction
         && m["fraction_start"] == setup.fraction_start
+        && m["flakes"] == serde_json::json!(setup.flakes.as_ref().map(|f| f.display().to_string()))
 }
 
 fn cmd_run(a: RunArgs) -> Result<bool, String> {
@@ -201,6 +206,15 @@ fn cmd_run(a: RunArgs) -> Result<bool, String> {
         timeout: a.timeout,
         fraction: a.fraction.max(1),
         fraction_start: a.fraction_start.max(1),
+        flakes: if a.flakes.as_os_str() == "none" {
+            None
+        } else {
+            Some(
+                a.flakes
+                    .canonicalize()
+                    .map_err(|e| format!("{}: {e}", a.flakes.display()))?,
+            )
+        },
         xdg: xdg_dir(&output)?,
     };
     let mut configs = vec![Config::baseline(), Config::noplan()];

@@ -68,6 +68,8 @@ pub struct Setup {
     pub timeout: f64,
     pub fraction: usize,
     pub fraction_start: usize,
+    /// deqp-runner's `--flakes` file (the driver's known flakes), if any.
+    pub flakes: Option<PathBuf>,
     /// A private `XDG_RUNTIME_DIR` (mode 0700), as lavapipe's WSI wants.
     pub xdg: PathBuf,
 }
@@ -105,8 +107,11 @@ pub fn run(setup: &Setup, config: &Config, caselist: &Path, dir: &Path) -> Resul
         .arg("--fraction-start")
         .arg(setup.fraction_start.to_string())
         .arg("--summary-limit")
-        .arg("0")
-        .arg("--")
+        .arg("0");
+    if let Some(f) = &setup.flakes {
+        cmd.arg("--flakes").arg(f);
+    }
+    cmd.arg("--")
         .arg("--deqp-log-images=disable")
         .arg("--deqp-log-shader-sources=disable")
         .env("VK_ICD_FILENAMES", LAVAPIPE_ICD)
@@ -143,6 +148,7 @@ pub fn run(setup: &Setup, config: &Config, caselist: &Path, dir: &Path) -> Resul
         "name": config.name, "layer": config.layer, "plan": config.plan,
         "wall_s": wall_s, "jobs": setup.jobs, "fraction": setup.fraction,
         "fraction_start": setup.fraction_start, "tests": results.len(),
+        "flakes": setup.flakes.as_ref().map(|f| f.display().to_string()),
     });
     std::fs::write(dir.join("run.json"), format!("{meta:#}\n")).map_err(|e| e.to_string())?;
     Ok(Run {

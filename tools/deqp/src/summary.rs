@@ -142,11 +142,11 @@ pub fn markdown(base: &Run, verdicts: &[Verdict]) -> String {
         base.wall_s
     );
     s += "| run | tests | Pass (of baseline Pass) | DeviceLost | WrongResult | Crash | Timeout | \
-          Gained | wall | rule |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+          Gained | KnownFlake | wall | rule |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     for v in verdicts {
         let c = |k| v.counts.get(&k).copied().unwrap_or(0);
         s += &format!(
-            "| {} | {} | {} ({}) | {} | {} | {} | {} | {} | {:.0} s | {} |\n",
+            "| {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {:.0} s | {} |\n",
             if v.plan.is_empty() {
                 "layer, no plan".to_string()
             } else {
@@ -160,6 +160,7 @@ pub fn markdown(base: &Run, verdicts: &[Verdict]) -> String {
             c(Class::Crash),
             c(Class::Timeout),
             c(Class::Gained),
+            c(Class::KnownFlake),
             v.wall_s,
             if v.ok() { "held" } else { "BROKEN" }
         );
