@@ -175,7 +175,10 @@ fn reusable(dir: &Path, config: &Config, setup: &Setup, caselist: &Path) -> bool
     };
     let same_list = std::fs::read_to_string(dir.join("caselist.txt")).ok()
         == std::fs::read_to_string(caselist).ok();
+    // A layer run in which the layer never loaded is not kept.
+    let loaded = !config.layer || run::census(dir)["processes"] != 0;
     same_list
+        && loaded
         && m["plan"] == config.plan.as_str()
         && m["layer"] == config.layer
         && m["fraction"] == setup.fraction

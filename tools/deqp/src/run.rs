@@ -144,6 +144,15 @@ pub fn run(setup: &Setup, config: &Config, caselist: &Path, dir: &Path) -> Resul
         )
     })?;
     let results = parse_results(&text)?;
+    // A layer that did not load (a wrong VK_LAYER_PATH, a broken manifest) would make every
+    // layer run look like the baseline: the layer writes its statistics in every process.
+    if config.layer && !results.is_empty() && census(dir)["processes"] == 0 {
+        return Err(format!(
+            "{}: no AGX_FAULT_STATS file from any dEQP process: the layer did not load (VK_LAYER_PATH={})",
+            config.name,
+            setup.layer_dir.display()
+        ));
+    }
     let meta = serde_json::json!({
         "name": config.name, "layer": config.layer, "plan": config.plan,
         "wall_s": wall_s, "jobs": setup.jobs, "fraction": setup.fraction,

@@ -154,7 +154,8 @@ pub fn deqp_runner() -> Result<PathBuf, String> {
     ))
 }
 
-/// The directory holding the built layer and its manifest (`target/release` by default).
+/// The directory holding the built layer and its manifest (`target/release` by default), as
+/// an absolute path.
 pub fn layer_dir(given: Option<PathBuf>) -> Result<PathBuf, String> {
     let dir = given.unwrap_or_else(|| {
         std::env::var_os("CARGO_TARGET_DIR")
@@ -169,5 +170,8 @@ pub fn layer_dir(given: Option<PathBuf>) -> Result<PathBuf, String> {
             dir.display()
         ));
     }
-    Ok(dir)
+    // Absolute: deqp-runner runs dEQP in the binary's directory, where a relative
+    // VK_LAYER_PATH would name nothing (and the loader would run without the layer).
+    dir.canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
