@@ -41,12 +41,17 @@ fn manifest_json() -> String {
         "library_path": "./libagx_vk_layer.so",
         "api_version": "1.3.239",
         "implementation_version": "{}",
-        "description": "AGX fault injection, device-lost contract, VK_EXT_device_fault and idempotent replay",
+        "description": "AGX fault injection, device-lost contract, VK_EXT_device_fault, VK_KHR_device_fault and idempotent replay",
         "device_extensions": [
             {{
                 "name": "VK_EXT_device_fault",
                 "spec_version": "2",
                 "entrypoints": ["vkGetDeviceFaultInfoEXT"]
+            }},
+            {{
+                "name": "VK_KHR_device_fault",
+                "spec_version": "1",
+                "entrypoints": ["vkGetDeviceFaultReportsKHR", "vkGetDeviceFaultDebugInfoKHR"]
             }}
         ]
     }}

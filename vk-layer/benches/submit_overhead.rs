@@ -12,7 +12,7 @@
 mod common;
 
 use ash::vk;
-use common::{Gpu, PassKind, Scene};
+use common::{Gpu, Scene};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -129,11 +129,7 @@ fn bench(c: &mut Criterion) {
     let with = Gpu::with_layer(std::env::var_os("AGX_BENCH_A_A").is_none());
     interleaved(&without, &with);
     one_time_submit(&without);
-    let kind = PassKind {
-        load: false,
-        blend: false,
-        dynamic: false,
-    };
+    let kind = common::CLEARED;
     for (name, cbs_of) in [("empty_submit", false), ("render_pass_submit", true)] {
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Elements(1));

@@ -228,16 +228,11 @@ pub unsafe fn present(
                 vk::AccessFlags::MEMORY_WRITE,
                 vk::AccessFlags::TRANSFER_READ,
             );
-            next!(dev, cmd_pipeline_barrier)(
+            crate::submit::scramble::image_barrier(
+                dev,
                 cb,
                 vk::PipelineStageFlags::ALL_COMMANDS,
                 vk::PipelineStageFlags::TRANSFER,
-                vk::DependencyFlags::empty(),
-                0,
-                std::ptr::null(),
-                0,
-                std::ptr::null(),
-                1,
                 &b,
             );
             let region = vk::BufferImageCopy::default()
@@ -266,16 +261,11 @@ pub unsafe fn present(
                 vk::AccessFlags::TRANSFER_READ,
                 vk::AccessFlags::empty(),
             );
-            next!(dev, cmd_pipeline_barrier)(
+            crate::submit::scramble::image_barrier(
+                dev,
                 cb,
                 vk::PipelineStageFlags::TRANSFER,
                 vk::PipelineStageFlags::BOTTOM_OF_PIPE,
-                vk::DependencyFlags::empty(),
-                0,
-                std::ptr::null(),
-                0,
-                std::ptr::null(),
-                1,
                 &b,
             );
             copied.push((k, img, (s.width as u64) * (s.height as u64) * 4));

@@ -1,5 +1,5 @@
 //! Device-level hooks of the device-lost contract: submissions, waits and status queries,
-//! presentation, and `vkGetDeviceFaultInfoEXT`.
+//! presentation.
 //!
 //! Once a device is lost (injected, or `VK_ERROR_DEVICE_LOST` from the driver below) every
 //! entry point here that may return `VK_ERROR_DEVICE_LOST` does, for ever. Submissions on a
@@ -19,11 +19,7 @@ use std::time::{Duration, Instant};
 use ash::vk;
 use ash::vk::Handle;
 
-use agx_winsys::vulkan::{c_array, FaultReport};
-
-use crate::dispatch::{
-    self, fill_out_array, guard, lock, next, slice, DeviceRef, DeviceState, DispatchKey,
-};
+use crate::dispatch::{self, guard, lock, next, slice, DeviceRef, DeviceState, DispatchKey};
 use crate::stats;
 use crate::submit::queue::SLICE;
 use crate::submit::{self, queue::QueueInfo, Batches};
@@ -171,6 +167,9 @@ fn destroy_layer_objects(dev: &DeviceState) {
         unsafe {
             if let Some(p) = objs.pool.take() {
                 next!(dev, destroy_command_pool)(dev.handle, p, std::ptr::null());
+            }
+            if let Some(s) = objs.staging.take() {
+                s.destroy(dev);
             }
             let mut fences: Vec<vk::Fence> = objs.fences.drain(..).collect();
             fences.extend(objs.barrier.take().map(|b| b.0));
@@ -651,116 +650,6 @@ pub unsafe extern "system" fn acquire_next_image2_khr(
             // On a lost device too (see vkAcquireNextImageKHR).
             let r = next!(dev, acquire_next_image2_khr)(device, info, index);
             dev.check(r, "vkAcquireNextImage2KHR")
-        }
-    })
-}
-
-/// The layer's report as Vulkan structures.
-fn report_arrays(
-    r: &FaultReport,
-) -> (
-    Vec<vk::DeviceFaultAddressInfoEXT>,
-    Vec<vk::DeviceFaultVendorInfoEXT>,
-) {
-    let addrs = r
-        .addresses
-        .iter()
-        .map(|a| vk::DeviceFaultAddressInfoEXT {
-            address_type: vk::DeviceFaultAddressTypeEXT::from_raw(a.kind as i32),
-            reported_address: a.address,
-            address_precision: a.precision,
-        })
-        .collect();
-    let vendors = r
-        .vendor
-        .iter()
-        .map(|v| {
-            let mut out = vk::DeviceFaultVendorInfoEXT {
-                vendor_fault_code: v.code,
-                vendor_fault_data: v.data,
-                ..Default::default()
-            };
-            for (d, s) in out.description.iter_mut().zip(c_array(&v.description)) {
-                *d = s as std::ffi::c_char;
-            }
-            out
-        })
-        .collect();
-    (addrs, vendors)
-}
-
-/// `vkGetDeviceFaultInfoEXT`: the layer's report when the layer lost the device or implements
-/// the extension; the driver's otherwise.
-pub unsafe extern "system" fn get_device_fault_info_ext(
-    device: vk::Device,
-    counts: *mut vk::DeviceFaultCountsEXT<'_>,
-    info: *mut vk::DeviceFaultInfoEXT<'_>,
-) -> vk::Result {
-    guard(vk::Result::ERROR_UNKNOWN, || {
-        // SAFETY: valid usage: `counts` is valid; `info` is null or valid, with arrays of the
-        // sizes given in `counts`.
-        unsafe {
-            let Some(dev) = dev_of(device) else {
-                return vk::Result::ERROR_UNKNOWN;
-            };
-            if counts.is_null() {
-                return vk::Result::ERROR_UNKNOWN;
-            }
-            let report = dev.lost.report();
-            if report.is_none() && !dev.fault_emulated {
-                if let Some(f) = dev.next.get_device_fault_info_ext {
-                    return f(device, counts, info);
-                }
-            }
-            let (addrs, vendors) = report.map(report_arrays).unwrap_or_default();
-            let c = &mut *counts;
-            if info.is_null() {
-                c.address_info_count = addrs.len() as u32;
-                c.vendor_info_count = vendors.len() as u32;
-                c.vendor_binary_size = 0;
-                return vk::Result::SUCCESS;
-            }
-            let i = &mut *info;
-            let desc = report.map(|r| r.description_array()).unwrap_or([0; 256]);
-            for (d, s) in i.description.iter_mut().zip(desc) {
-                *d = s as std::ffi::c_char;
-            }
-            let mut incomplete = false;
-            for (cnt, ptr, items) in [
-                (
-                    &mut c.address_info_count,
-                    i.p_address_infos as *mut u8,
-                    addrs.len(),
-                ),
-                (
-                    &mut c.vendor_info_count,
-                    i.p_vendor_infos as *mut u8,
-                    vendors.len(),
-                ),
-            ] {
-                if ptr.is_null() {
-                    incomplete |= items > 0;
-                    *cnt = 0;
-                }
-            }
-            if !i.p_address_infos.is_null()
-                && fill_out_array(&mut c.address_info_count, i.p_address_infos, &addrs)
-                    == vk::Result::INCOMPLETE
-            {
-                incomplete = true;
-            }
-            if !i.p_vendor_infos.is_null()
-                && fill_out_array(&mut c.vendor_info_count, i.p_vendor_infos, &vendors)
-                    == vk::Result::INCOMPLETE
-            {
-                incomplete = true;
-            }
-            c.vendor_binary_size = 0;
-            if incomplete {
-                vk::Result::INCOMPLETE
-            } else {
-                vk::Result::SUCCESS
-            }
         }
     })
 }

@@ -104,6 +104,10 @@ next_table! {
             [c"vkGetPhysicalDeviceFeatures2", c"vkGetPhysicalDeviceFeatures2KHR"],
         get_physical_device_memory_properties: PFN_vkGetPhysicalDeviceMemoryProperties =
             [c"vkGetPhysicalDeviceMemoryProperties"],
+        get_physical_device_properties: PFN_vkGetPhysicalDeviceProperties =
+            [c"vkGetPhysicalDeviceProperties"],
+        get_physical_device_properties2: PFN_vkGetPhysicalDeviceProperties2 =
+            [c"vkGetPhysicalDeviceProperties2", c"vkGetPhysicalDeviceProperties2KHR"],
     }
 }
 
@@ -136,6 +140,8 @@ next_table! {
         map_memory: PFN_vkMapMemory = [c"vkMapMemory"],
         unmap_memory: PFN_vkUnmapMemory = [c"vkUnmapMemory"],
         flush_mapped_memory_ranges: PFN_vkFlushMappedMemoryRanges = [c"vkFlushMappedMemoryRanges"],
+        invalidate_mapped_memory_ranges: PFN_vkInvalidateMappedMemoryRanges =
+            [c"vkInvalidateMappedMemoryRanges"],
         create_buffer: PFN_vkCreateBuffer = [c"vkCreateBuffer"],
         destroy_buffer: PFN_vkDestroyBuffer = [c"vkDestroyBuffer"],
         bind_buffer_memory: PFN_vkBindBufferMemory = [c"vkBindBufferMemory"],
@@ -272,13 +278,25 @@ macro_rules! next {
 }
 pub(crate) use next;
 
+/// What the application said about itself at `vkCreateInstance`.
+#[derive(Clone, Debug, Default)]
+pub struct AppInfo {
+    pub application_name: String,
+    pub application_version: u32,
+    pub engine_name: String,
+    pub engine_version: u32,
+    pub api_version: u32,
+}
+
 /// Per-instance state.
 pub struct InstanceState {
     pub handle: vk::Instance,
     pub next_gipa: vk::PFN_vkGetInstanceProcAddr,
     pub next: InstanceNext,
-    /// Physical device (raw) -> the driver below implements VK_EXT_device_fault.
-    pub native_fault: Mutex<HashMap<u64, bool>>,
+    /// Physical device (raw) -> the fault extensions the layer implements on it.
+    pub fault: Mutex<HashMap<u64, crate::fault::Emulated>>,
+    /// `VkApplicationInfo` (for the vendor binary of `VK_KHR_device_fault`).
+    pub app: AppInfo,
 }
 
 /// Per-device state.
@@ -288,10 +306,9 @@ pub struct DeviceState {
     pub next: DeviceNext,
     pub set_loader_data: Option<PfnSetDeviceLoaderData>,
     pub lost: DeviceLostState,
-    /// The layer implements VK_EXT_device_fault (the driver below lacks it).
-    pub fault_emulated: bool,
-    /// The application enabled VK_EXT_device_fault.
-    pub fault_enabled: bool,
+    /// `VK_EXT_device_fault` / `VK_KHR_device_fault`: which the layer implements, which the
+    /// application enabled, the KHR report log.
+    pub fault: crate::fault::DeviceFault,
     pub model: FaultModel,
     /// Submissions so far (numbering of the fault plan).
     pub submits: AtomicU64,
@@ -360,7 +377,8 @@ impl DeviceState {
     /// Marks the device lost with `report` (counted once).
     pub fn set_lost(&self, report: FaultReport) {
         let description = report.description.clone();
-        if self.lost.set_lost(report) {
+        if self.lost.set_lost(report.clone()) {
+            self.fault.lost(&report);
             *lock(&self.lost_at) = Some(std::time::Instant::now());
             // Once, as Mesa's vk_device_set_lost does.
             eprintln!("VK_LAYER_AGX_fault: device lost: {description}");

@@ -1,5 +1,6 @@
 //! Instance-level hooks: instance and device creation (walking the loader's chain structs),
-//! and the advertisement of `VK_EXT_device_fault` on physical devices whose driver lacks it.
+//! and the advertisement of `VK_EXT_device_fault` and `VK_KHR_device_fault` on physical devices
+//! whose driver lacks them (see `crate::fault`).
 
 use std::collections::HashMap;
 use std::ffi::{c_char, CStr};
@@ -10,20 +11,16 @@ use ash::vk;
 use ash::vk::Handle;
 
 use crate::dispatch::{
-    self, chain, fill_out_array, guard, insert_device, insert_instance, lock, slice, DeviceNext,
+    self, chain, fill_out_array, guard, insert_device, insert_instance, lock, AppInfo, DeviceNext,
     DeviceState, DispatchKey, InstanceNext, InstanceState,
 };
+use crate::fault::{BinaryIdentity, DeviceFault, Emulated, Enabled, Stripped};
 use crate::loader::{
     VkLayerDeviceCreateInfo, VkLayerInstanceCreateInfo, VK_LAYER_LINK_INFO, VK_LOADER_DATA_CALLBACK,
 };
 use crate::plan::{FaultModel, Plan};
 use crate::track::{Tracker, Weaken};
 use crate::LAYER_NAME;
-
-/// `VK_EXT_device_fault`.
-pub const FAULT_EXT: &CStr = c"VK_EXT_device_fault";
-/// The spec version of `VK_EXT_device_fault` the layer implements.
-pub const FAULT_EXT_SPEC_VERSION: u32 = 2;
 
 /// The process's fault plan, parsed once from `AGX_FAULT_PLAN`. A bad plan is reported on
 /// stderr and replaced by the empty plan (no injection).
@@ -50,24 +47,30 @@ fn weaken() -> Weaken {
     })
 }
 
-fn fault_ext_properties() -> vk::ExtensionProperties {
-    let mut p = vk::ExtensionProperties {
-        spec_version: FAULT_EXT_SPEC_VERSION,
-        ..Default::default()
-    };
-    for (d, s) in p.extension_name.iter_mut().zip(FAULT_EXT.to_bytes()) {
-        *d = *s as c_char;
-    }
-    p
+/// The extension names in `props`.
+fn names(props: &[vk::ExtensionProperties]) -> Vec<&CStr> {
+    props
+        .iter()
+        .filter_map(|p| CStr::from_bytes_until_nul(bytes_of(&p.extension_name)).ok())
+        .collect()
 }
 
-fn name_is(a: &[c_char], b: &CStr) -> bool {
-    let bytes: Vec<u8> = a
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    bytes == b.to_bytes()
+fn bytes_of(a: &[c_char]) -> &[u8] {
+    // SAFETY: `c_char` and `u8` have the same size and alignment.
+    unsafe { std::slice::from_raw_parts(a.as_ptr() as *const u8, a.len()) }
+}
+
+/// A C string of the application's, or "".
+///
+/// # Safety
+/// `p` must be null or a NUL-terminated string.
+unsafe fn string(p: *const c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        // SAFETY: forwarded from the caller.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
 }
 
 /// `vkCreateInstance`.
@@ -106,13 +109,24 @@ pub unsafe extern "system" fn create_instance(
             }
             let inst = *out;
             let next = InstanceNext::load(&|n| next_gipa(inst, n));
+            let app = match (*ci).p_application_info.as_ref() {
+                Some(a) => AppInfo {
+                    application_name: string(a.p_application_name),
+                    application_version: a.application_version,
+                    engine_name: string(a.p_engine_name),
+                    engine_version: a.engine_version,
+                    api_version: a.api_version,
+                },
+                None => AppInfo::default(),
+            };
             insert_instance(
                 DispatchKey::of(inst),
                 InstanceState {
                     handle: inst,
                     next_gipa,
                     next,
-                    native_fault: Mutex::new(HashMap::new()),
+                    fault: Mutex::new(HashMap::new()),
+                    app,
                 },
             );
             vk::Result::SUCCESS
@@ -174,24 +188,24 @@ unsafe fn driver_extensions(
     }
 }
 
-/// Whether the driver of `phys` implements VK_EXT_device_fault itself (cached).
+/// The fault extensions the layer implements on `phys` (those its driver lacks; cached).
 ///
 /// # Safety
 ///
 /// `phys` must be a valid physical device of `inst`.
-unsafe fn native_fault(inst: &InstanceState, phys: vk::PhysicalDevice) -> bool {
-    if let Some(&b) = lock(&inst.native_fault).get(&phys.as_raw()) {
-        return b;
+unsafe fn emulated(inst: &InstanceState, phys: vk::PhysicalDevice) -> Emulated {
+    if let Some(&e) = lock(&inst.fault).get(&phys.as_raw()) {
+        return e;
     }
     // SAFETY: forwarded from the caller.
-    let native = unsafe { driver_extensions(inst, phys) }
-        .map(|v| v.iter().any(|e| name_is(&e.extension_name, FAULT_EXT)))
-        .unwrap_or(false);
-    lock(&inst.native_fault).insert(phys.as_raw(), native);
-    native
+    let e = unsafe { driver_extensions(inst, phys) }
+        .map(|v| Emulated::given_driver(&names(&v)))
+        .unwrap_or_default();
+    lock(&inst.fault).insert(phys.as_raw(), e);
+    e
 }
 
-/// `vkEnumerateDeviceExtensionProperties`: adds VK_EXT_device_fault.
+/// `vkEnumerateDeviceExtensionProperties`: adds the fault extensions the driver lacks.
 pub unsafe extern "system" fn enumerate_device_extension_properties(
     phys: vk::PhysicalDevice,
     layer: *const c_char,
@@ -208,7 +222,11 @@ pub unsafe extern "system" fn enumerate_device_extension_properties(
         unsafe {
             if !layer.is_null() {
                 if CStr::from_ptr(layer) == LAYER_NAME {
-                    return fill_out_array(count, props, &[fault_ext_properties()]);
+                    let all = Emulated {
+                        ext: true,
+                        khr: true,
+                    };
+                    return fill_out_array(count, props, &all.properties());
                 }
                 return match inst.next.enumerate_device_extension_properties {
                     Some(f) => f(phys, layer, count, props),
@@ -219,17 +237,15 @@ pub unsafe extern "system" fn enumerate_device_extension_properties(
                 Ok(v) => v,
                 Err(e) => return e,
             };
-            let native = v.iter().any(|e| name_is(&e.extension_name, FAULT_EXT));
-            lock(&inst.native_fault).insert(phys.as_raw(), native);
-            if !native {
-                v.push(fault_ext_properties());
-            }
+            let e = Emulated::given_driver(&names(&v));
+            lock(&inst.fault).insert(phys.as_raw(), e);
+            v.extend(e.properties());
             fill_out_array(count, props, &v)
         }
     })
 }
 
-/// `vkGetPhysicalDeviceFeatures2` (and the KHR alias): fills `VkPhysicalDeviceFaultFeaturesEXT`.
+/// `vkGetPhysicalDeviceFeatures2` (and the KHR alias): fills the fault feature structures.
 pub unsafe extern "system" fn get_physical_device_features2(
     phys: vk::PhysicalDevice,
     features: *mut vk::PhysicalDeviceFeatures2<'_>,
@@ -245,22 +261,35 @@ pub unsafe extern "system" fn get_physical_device_features2(
         // SAFETY: forwarded; then `features` heads a valid chain of output structs.
         unsafe {
             f(phys, features);
-            if native_fault(&inst, phys) {
-                return;
-            }
-            for s in chain(features as *const _) {
-                if (*s).s_type == vk::StructureType::PHYSICAL_DEVICE_FAULT_FEATURES_EXT {
-                    let ff = s as *mut vk::PhysicalDeviceFaultFeaturesEXT<'_>;
-                    (*ff).device_fault = vk::TRUE;
-                    (*ff).device_fault_vendor_binary = vk::FALSE;
-                }
-            }
+            crate::fault::fill_features(emulated(&inst, phys), features);
         }
     })
 }
 
-/// `vkCreateDevice`: strips VK_EXT_device_fault (name and feature struct) when the driver
-/// lacks it, calls down, restores the application's structures.
+/// `vkGetPhysicalDeviceProperties2` (and the KHR alias): fills
+/// `VkPhysicalDeviceFaultPropertiesKHR`.
+pub unsafe extern "system" fn get_physical_device_properties2(
+    phys: vk::PhysicalDevice,
+    props: *mut vk::PhysicalDeviceProperties2<'_>,
+) {
+    guard((), || {
+        // SAFETY: `phys` is valid (valid usage).
+        let Some(inst) = dispatch::instance(unsafe { DispatchKey::of(phys) }) else {
+            return;
+        };
+        let Some(f) = inst.next.get_physical_device_properties2 else {
+            return;
+        };
+        // SAFETY: forwarded; then `props` heads a valid chain of output structs.
+        unsafe {
+            f(phys, props);
+            crate::fault::fill_properties(emulated(&inst, phys), props);
+        }
+    })
+}
+
+/// `vkCreateDevice`: strips the fault extensions the layer implements (names and feature
+/// structures), calls down, restores the application's structures.
 pub unsafe extern "system" fn create_device(
     phys: vk::PhysicalDevice,
     ci: *const vk::DeviceCreateInfo<'_>,
@@ -277,7 +306,6 @@ pub unsafe extern "system" fn create_device(
         // (const) structures, as the loader protocol does for `pLayerInfo`, and restores them
         // before returning; nothing else reads them meanwhile (the call is synchronous).
         unsafe {
-            let ci_mut = ci as *mut vk::DeviceCreateInfo<'_>;
             let mut link_info = None;
             let mut set_loader_data = None;
             for s in chain((*ci).p_next) {
@@ -306,45 +334,11 @@ pub unsafe extern "system" fn create_device(
             };
             let create: vk::PFN_vkCreateDevice = std::mem::transmute(create);
 
-            let native = native_fault(&inst, phys);
-            let names = slice(
-                (*ci).pp_enabled_extension_names,
-                (*ci).enabled_extension_count,
-            );
-            let fault_enabled = names.iter().any(|&n| CStr::from_ptr(n) == FAULT_EXT);
-            let saved_names = (
-                (*ci).pp_enabled_extension_names,
-                (*ci).enabled_extension_count,
-            );
-            let kept: Vec<*const c_char>;
-            let mut unlinked = Vec::new();
-            if !native {
-                if fault_enabled {
-                    kept = names
-                        .iter()
-                        .copied()
-                        .filter(|&n| CStr::from_ptr(n) != FAULT_EXT)
-                        .collect();
-                    (*ci_mut).pp_enabled_extension_names = kept.as_ptr();
-                    (*ci_mut).enabled_extension_count = kept.len() as u32;
-                }
-                let mut prev = ci_mut as *mut vk::BaseOutStructure<'_>;
-                while !(*prev).p_next.is_null() {
-                    let cur = (*prev).p_next;
-                    if (*cur).s_type == vk::StructureType::PHYSICAL_DEVICE_FAULT_FEATURES_EXT {
-                        (*prev).p_next = (*cur).p_next;
-                        unlinked.push((prev, cur));
-                    } else {
-                        prev = cur;
-                    }
-                }
-            }
+            let emulated = emulated(&inst, phys);
+            let enabled = Enabled::of(&*ci);
+            let stripped = Stripped::strip(ci, emulated);
             let r = create(phys, ci, alloc, out);
-            for (prev, cur) in unlinked.into_iter().rev() {
-                (*prev).p_next = cur;
-            }
-            (*ci_mut).pp_enabled_extension_names = saved_names.0;
-            (*ci_mut).enabled_extension_count = saved_names.1;
+            stripped.restore();
             if r != vk::Result::SUCCESS {
                 return r;
             }
@@ -376,8 +370,12 @@ pub unsafe extern "system" fn create_device(
                     next,
                     set_loader_data,
                     lost: Default::default(),
-                    fault_emulated: !native,
-                    fault_enabled,
+                    fault: DeviceFault {
+                        emulated,
+                        enabled,
+                        identity: identity(&inst, phys),
+                        ..DeviceFault::default()
+                    },
                     model,
                     submits: AtomicU64::new(0),
                     track,
@@ -411,4 +409,28 @@ pub unsafe extern "system" fn create_device(
             vk::Result::SUCCESS
         }
     })
+}
+
+/// Who the vendor binary of `VK_KHR_device_fault` says made it.
+///
+/// # Safety
+///
+/// `phys` must be a valid physical device of `inst`.
+unsafe fn identity(inst: &InstanceState, phys: vk::PhysicalDevice) -> BinaryIdentity {
+    let mut p = vk::PhysicalDeviceProperties::default();
+    if let Some(f) = inst.next.get_physical_device_properties {
+        // SAFETY: a valid physical device (caller).
+        unsafe { f(phys, &mut p) };
+    }
+    BinaryIdentity {
+        vendor_id: p.vendor_id,
+        device_id: p.device_id,
+        driver_version: p.driver_version,
+        pipeline_cache_uuid: p.pipeline_cache_uuid,
+        api_version: inst.app.api_version,
+        application_name: inst.app.application_name.clone(),
+        application_version: inst.app.application_version,
+        engine_name: inst.app.engine_name.clone(),
+        engine_version: inst.app.engine_version,
+    }
 }

@@ -1,7 +1,8 @@
-//! `VK_LAYER_AGX_fault`: a Vulkan layer that gives any driver the device-lost contract and
-//! `VK_EXT_device_fault`, injects GPU faults from a plan (`AGX_FAULT_PLAN`), and replays the
-//! innocent victims of a neighbour's fault when they are restartable, as the asahi kernel
-//! driver would under its `replay` recovery policy. See `README.md`.
+//! `VK_LAYER_AGX_fault`: a Vulkan layer that gives any driver the device-lost contract,
+//! `VK_EXT_device_fault` and `VK_KHR_device_fault`, injects GPU faults from a plan
+//! (`AGX_FAULT_PLAN`), and replays the innocent victims of a neighbour's fault when they are
+//! restartable, as the asahi kernel driver would under its `replay` recovery policy. See
+//! `README.md`.
 //!
 //! Loader interface version 2: the library exports only
 //! [`vkNegotiateLoaderLayerInterfaceVersion`], [`vkGetInstanceProcAddr`] and
@@ -9,7 +10,8 @@
 //!
 //! Layout: `loader` (the loader's chain structs), `dispatch` (keys, state maps, next-layer
 //! tables, panic guard, out-array helper), `proc` (the list of hooks), `instance` and
-//! `device` (the contract), `cmd` and `track` (what command buffers access), `spirv`,
+//! `device` (the contract), `fault` (`VK_EXT_device_fault` and `VK_KHR_device_fault`), `cmd`
+//! and `track` (what command buffers access), `spirv`,
 //! `plan` (the fault plan and the [`plan::FaultModel`] seam), `submit` (carrying out a
 //! decision: batches, queue workers, neighbour replay, scramble), `shadow`, `stats`.
 
@@ -21,6 +23,7 @@ mod capture;
 mod cmd;
 mod device;
 pub mod dispatch;
+pub mod fault;
 mod instance;
 pub mod loader;
 pub mod plan;

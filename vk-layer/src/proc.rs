@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use ash::vk;
 
 use crate::dispatch::{self, guard, lock, DispatchKey};
+use crate::fault::{self, khr};
 use crate::{cmd, device, instance};
 
 /// When a hook is handed out.
@@ -20,6 +21,9 @@ enum Kind {
     Track,
     /// `vkGetDeviceFaultInfoEXT`: when the layer implements the extension or the next has it.
     Fault,
+    /// `VK_KHR_device_fault`'s commands: the layer's when it implements the extension and the
+    /// application enabled it, the next layer's otherwise.
+    FaultKhr,
     /// Swapchain hook: when the device tracks or captures frames, and the next layer has it.
     Wsi,
 }
@@ -47,7 +51,7 @@ macro_rules! hooks {
 fn table() -> &'static Table {
     static T: OnceLock<Table> = OnceLock::new();
     T.get_or_init(|| {
-        hooks! {
+        let mut t = hooks! {
             Instance: c"vkGetInstanceProcAddr" => get_instance_proc_addr as PFN_vkGetInstanceProcAddr;
             Instance: c"vkGetDeviceProcAddr" => get_device_proc_addr as PFN_vkGetDeviceProcAddr;
             Instance: c"vkCreateInstance" => instance::create_instance as PFN_vkCreateInstance;
@@ -56,6 +60,8 @@ fn table() -> &'static Table {
                 instance::enumerate_device_extension_properties as PFN_vkEnumerateDeviceExtensionProperties;
             Instance: c"vkGetPhysicalDeviceFeatures2" | c"vkGetPhysicalDeviceFeatures2KHR" =>
                 instance::get_physical_device_features2 as PFN_vkGetPhysicalDeviceFeatures2;
+            Instance: c"vkGetPhysicalDeviceProperties2" | c"vkGetPhysicalDeviceProperties2KHR" =>
+                instance::get_physical_device_properties2 as PFN_vkGetPhysicalDeviceProperties2;
             Instance: c"vkCreateDevice" => instance::create_device as PFN_vkCreateDevice;
             Instance: c"vkDestroyDevice" => device::destroy_device as PFN_vkDestroyDevice;
 
@@ -76,7 +82,7 @@ fn table() -> &'static Table {
             Device: c"vkQueuePresentKHR" => device::queue_present_khr as PFN_vkQueuePresentKHR;
             Device: c"vkAcquireNextImageKHR" => device::acquire_next_image_khr as PFN_vkAcquireNextImageKHR;
             Device: c"vkAcquireNextImage2KHR" => device::acquire_next_image2_khr as PFN_vkAcquireNextImage2KHR;
-            Fault: c"vkGetDeviceFaultInfoEXT" => device::get_device_fault_info_ext as PFN_vkGetDeviceFaultInfoEXT;
+            Fault: c"vkGetDeviceFaultInfoEXT" => fault::get_device_fault_info_ext as PFN_vkGetDeviceFaultInfoEXT;
 
             Track: c"vkAllocateMemory" => cmd::allocate_memory as PFN_vkAllocateMemory;
             Track: c"vkFreeMemory" => cmd::free_memory as PFN_vkFreeMemory;
@@ -183,7 +189,23 @@ fn table() -> &'static Table {
             Track: c"vkCmdResetEvent2" | c"vkCmdResetEvent2KHR" => cmd::cmd_reset_event2 as PFN_vkCmdResetEvent2;
             Track: c"vkCmdWaitEvents" => cmd::cmd_wait_events as PFN_vkCmdWaitEvents;
             Track: c"vkCmdWaitEvents2" | c"vkCmdWaitEvents2KHR" => cmd::cmd_wait_events2 as PFN_vkCmdWaitEvents2;
+        };
+        // Commands newer than ash's registry (their function pointer types are the layer's).
+        let reports: khr::PfnGetDeviceFaultReportsKHR = fault::get_device_fault_reports_khr;
+        let debug: khr::PfnGetDeviceFaultDebugInfoKHR = fault::get_device_fault_debug_info_khr;
+        // SAFETY: function pointers cast to the loader's generic type, cast back by the caller
+        // to the command's type.
+        unsafe {
+            t.insert(
+                b"vkGetDeviceFaultReportsKHR",
+                (std::mem::transmute::<khr::PfnGetDeviceFaultReportsKHR, unsafe extern "system" fn()>(reports), Kind::FaultKhr),
+            );
+            t.insert(
+                b"vkGetDeviceFaultDebugInfoKHR",
+                (std::mem::transmute::<khr::PfnGetDeviceFaultDebugInfoKHR, unsafe extern "system" fn()>(debug), Kind::FaultKhr),
+            );
         }
+        t
     })
 }
 
@@ -218,8 +240,7 @@ pub unsafe extern "system" fn get_instance_proc_addr(
             unsafe { (i.next_gipa)(instance, name) }
         };
         match table().get(n) {
-            Some(&(f, Kind::Instance)) => Some(f),
-            Some(&(f, Kind::Fault)) => Some(f),
+            Some(&(f, Kind::Instance | Kind::Fault | Kind::FaultKhr)) => Some(f),
             Some(&(f, _)) => below().map(|_| f),
             None => below(),
         }
@@ -249,13 +270,11 @@ pub unsafe extern "system" fn get_device_proc_addr(
             Some(&(f, Kind::Device)) => below.map(|_| f),
             Some(&(f, Kind::Track)) if dev.track => below.map(|_| f),
             Some(&(f, Kind::Wsi)) if dev.wsi() => below.map(|_| f),
-            Some(&(f, Kind::Fault)) => {
-                if (dev.fault_emulated && dev.fault_enabled) || below.is_some() {
-                    Some(f)
-                } else {
-                    None
-                }
+            Some(&(f, Kind::Fault)) => dev.fault.ext_hook(below.is_some()).then_some(f),
+            Some(&(f, Kind::FaultKhr)) if dev.fault.emulated.khr => {
+                dev.fault.khr_hook().then_some(f)
             }
+            Some(&(_, Kind::FaultKhr)) => below,
             None if dev.track && below.is_some() && is_unseen_command(n) => {
                 // A command the layer does not know reaches the application unhooked: no
                 // submission of this device can be replayed on the strength of what it saw.

@@ -77,6 +77,28 @@ pub fn to_json(live: u64) -> serde_json::Value {
     })
 }
 
+/// `AGX_FAULT_STATS`, with `%p` replaced by a name unique to this process (its pid and the time
+/// it first wrote statistics), so that processes run in parallel (deqp-runner's) each keep
+/// their own file.
+fn stats_path() -> Option<std::ffi::OsString> {
+    static PATH: std::sync::OnceLock<Option<std::ffi::OsString>> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let p = std::env::var_os("AGX_FAULT_STATS")?;
+        let Some(s) = p.to_str().filter(|s| s.contains("%p")) else {
+            return Some(p);
+        };
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Some(
+            s.replace("%p", &format!("{}-{t}", std::process::id()))
+                .into(),
+        )
+    })
+    .clone()
+}
+
 /// Rewrites the file named by `AGX_FAULT_STATS` (if set) with the running totals. Errors go to
 /// stderr; they never fail the Vulkan call.
 pub fn write_file() {
@@ -86,7 +108,7 @@ pub fn write_file() {
 /// Rewrites the statistics file, counting `live` submissions of a device still alive (when a
 /// device is lost: an application may abort before destroying it).
 pub fn write_file_with(live: u64) {
-    let Some(path) = std::env::var_os("AGX_FAULT_STATS") else {
+    let Some(path) = stats_path() else {
         return;
     };
     let text = to_json(live).to_string();

@@ -287,6 +287,19 @@ impl OwnedSubmit {
         }
     }
 
+    /// Puts a layer command buffer first in the first batch (the device mask of the batch's
+    /// first command buffer, or of device 0).
+    pub fn prepend(&mut self, cb: vk::CommandBuffer) {
+        if let Some(b) = self.batches.first_mut() {
+            let mask = match b.cbs.first() {
+                Some(&(_, m)) if b.group || self.v2 => m,
+                _ if b.group => 1,
+                _ => 0,
+            };
+            b.cbs.insert(0, (cb, mask));
+        }
+    }
+
     /// Batches `j..` (possibly none).
     pub fn from(&self, j: usize) -> OwnedSubmit {
         OwnedSubmit {

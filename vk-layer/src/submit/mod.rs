@@ -11,7 +11,7 @@
 pub mod batch;
 mod neighbor;
 pub mod queue;
-mod scramble;
+pub(crate) mod scramble;
 
 use std::sync::Arc;
 

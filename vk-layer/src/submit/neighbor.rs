@@ -66,6 +66,28 @@ fn lose(dev: &DeviceState, outcome: &JobOutcome, n: u64, names: &[&'static str])
     }
 }
 
+/// A scramble that could not be done: the fault kills batches `j..` (an innocent loss).
+#[allow(clippy::too_many_arguments)]
+fn scramble_failed(
+    dev: &DeviceState,
+    q: &QueueInfo,
+    sub: &OwnedSubmit,
+    j: usize,
+    fence: vk::Fence,
+    n: u64,
+    names: &mut Vec<&'static str>,
+    why: &'static str,
+) {
+    stats::scramble_failed();
+    names.push(why);
+    let killed = JobOutcome::Killed {
+        guilt: Guilt::Innocent,
+        fault: None,
+    };
+    lose(dev, &killed, n, names);
+    release(dev, q, &sub.from(j), Keep::SIGNALS, fence);
+}
+
 /// Runs one held submission (on its queue's worker).
 pub fn run(
     dev: &DeviceState,
@@ -97,52 +119,84 @@ pub fn run(
         release(dev, q, &sub.from(0), Keep::SIGNALS, fence);
         return;
     }
+    if dev.fault.masked_is_lost() {
+        // deviceFaultDeviceLostOnMasked: the fault the layer would mask loses the device.
+        let killed = JobOutcome::Killed {
+            guilt: Guilt::Innocent,
+            fault: None,
+        };
+        if let Some(mut report) = FaultReport::from_outcome(&killed, n) {
+            report.description = format!(
+                "masked fault made fatal (deviceFaultDeviceLostOnMasked): another context's GPU \
+                 fault stopped submission {n}, which could have been replayed"
+            );
+            dev.set_lost(report);
+        }
+        release(dev, q, &sub.from(0), Keep::SIGNALS, fence);
+        return;
+    }
+    let replays = match outcome {
+        JobOutcome::Replayed(k) => k,
+        _ => 0,
+    };
     // Batch by batch (each batch is a job below; a later batch may wait, through the host or
     // another queue, for an earlier one's signal): the batch runs with its signals held (and
     // is stopped half-way: below it runs fully, then is scrambled), is replayed, and its
     // signals go down.
     for (j, verdict) in verdicts.iter().enumerate() {
-        let one = sub.only(j);
+        let mut one = sub.only(j);
         let fence_j = if j + 1 == verdicts.len() {
             fence
         } else {
             vk::Fence::null()
         };
+        // The bytes a half-executed job leaves are the ones it wrote: snapshot what the batch
+        // can reach, at its head. A scramble that cannot be done is a loss, never a silent
+        // replay.
+        let snapshot = match verdict.unresolved {
+            Some(why) => Err(why),
+            None if one.batches.iter().any(|b| b.protected) => Err("protected_submit"),
+            None => scramble::Snapshot::prepare(dev, q, &verdict.scramble),
+        };
+        let mut snapshot = match snapshot {
+            Ok(s) => s,
+            Err(why) => {
+                scramble_failed(dev, q, sub, j, fence, n, &mut names, why);
+                return;
+            }
+        };
+        if let Some(cb) = snapshot.head() {
+            one.prepend(cb);
+        }
         let ran = run_and_wait(dev, q, |f| one.submit(dev, q.handle, Keep::RUN, f));
         if ran.is_err() {
             let _ = dev.check(vk::Result::ERROR_DEVICE_LOST, "neighbor run");
             release(dev, q, &sub.from(j), Keep::SIGNALS, fence);
             return;
         }
-        // What a half-executed job leaves, then the replay. A scramble that cannot be done is
-        // a loss, never a silent replay.
-        let scrambled = match verdict.unresolved {
-            Some(why) => Err(why),
-            None => scramble::scramble(dev, q, &verdict.scramble),
-        };
-        match scrambled {
+        // What a half-executed job leaves, then the replay.
+        match snapshot.scramble() {
             Ok(bytes) => stats::scrambled(bytes),
             Err(why) => {
-                stats::scramble_failed();
-                names.push(why);
-                let killed = JobOutcome::Killed {
-                    guilt: Guilt::Innocent,
-                    fault: None,
-                };
-                lose(dev, &killed, n, &names);
-                release(dev, q, &sub.from(j), Keep::SIGNALS, fence);
+                scramble_failed(dev, q, sub, j, fence, n, &mut names, why);
                 return;
             }
         }
-        let cbs: Vec<vk::CommandBuffer> = one.command_buffers();
+        let cbs: Vec<vk::CommandBuffer> = sub.only(j).command_buffers();
         if run_and_wait(dev, q, |f| submit_cbs(dev, q.handle, &cbs, f)).is_err() {
             let _ = dev.check(vk::Result::ERROR_DEVICE_LOST, "replay");
             release(dev, q, &sub.from(j), Keep::SIGNALS, fence);
             return;
         }
-        release(dev, q, &one, Keep::SIGNALS, fence_j);
+        if j + 1 == verdicts.len() {
+            // Masked: reported (VK_KHR_device_fault) before the fence the application may be
+            // waiting on goes down.
+            dev.fault.masked(n, replays);
+        }
+        release(dev, q, &sub.only(j), Keep::SIGNALS, fence_j);
     }
     if verdicts.is_empty() {
+        dev.fault.masked(n, replays);
         release(dev, q, &sub.from(0), Keep::SIGNALS, fence);
     }
     stats::replayed();

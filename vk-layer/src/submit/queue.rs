@@ -36,6 +36,8 @@ pub struct QueueObjects {
     /// After a loss: the fence of an empty submission made once the backlog drained, and
     /// whether it signalled (everything before it is finished below).
     pub barrier: Option<(vk::Fence, bool)>,
+    /// The staging buffer of the scramble's snapshots (`scramble`).
+    pub staging: Option<super::scramble::Staging>,
 }
 
 /// A queue of the device.

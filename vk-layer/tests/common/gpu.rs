@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use ash::vk;
 
+use agx_vk_layer::fault::khr;
+
 use super::INSTALL_HINT;
 
 /// A device with the layer enabled (by `ppEnabledLayerNames`) and VK_EXT_device_fault.
@@ -20,6 +22,19 @@ pub struct Gpu {
     pub pool: vk::CommandPool,
 }
 
+/// How a test device enables the fault extensions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultOpts {
+    /// `VK_EXT_device_fault` by name (with its feature structure).
+    pub ext_name: bool,
+    /// `VkPhysicalDeviceFaultFeaturesEXT::deviceFault` alone, without the name (as the CTS's
+    /// `device_fault.real` does).
+    pub ext_feature_only: bool,
+    /// `VK_KHR_device_fault` by name, with its features: `(reportMasked, lostOnMasked,
+    /// vendorBinary)`.
+    pub khr: Option<(bool, bool, bool)>,
+}
+
 impl Gpu {
     pub fn new() -> Gpu {
         Gpu::with_layer(true)
@@ -27,6 +42,21 @@ impl Gpu {
 
     /// A device with or without the layer (without it, no VK_EXT_device_fault on lavapipe).
     pub fn with_layer(layer: bool) -> Gpu {
+        Gpu::build(
+            layer,
+            FaultOpts {
+                ext_name: layer,
+                ..FaultOpts::default()
+            },
+        )
+    }
+
+    /// A device with the layer and the fault extensions enabled as `fault` says.
+    pub fn with_fault(fault: FaultOpts) -> Gpu {
+        Gpu::build(true, fault)
+    }
+
+    fn build(layer: bool, opts: FaultOpts) -> Gpu {
         // SAFETY: plain Vulkan setup with valid structures throughout.
         unsafe {
             let entry = ash::Entry::load().expect(INSTALL_HINT);
@@ -61,8 +91,23 @@ impl Gpu {
             let qci = [vk::DeviceQueueCreateInfo::default()
                 .queue_family_index(family)
                 .queue_priorities(&prio)];
-            let dext = [c"VK_EXT_device_fault".as_ptr()];
+            let mut dext = Vec::new();
+            if opts.ext_name {
+                dext.push(c"VK_EXT_device_fault".as_ptr());
+            }
             let mut fault_feat = vk::PhysicalDeviceFaultFeaturesEXT::default().device_fault(true);
+            let (masked, lost, binary) = opts.khr.unwrap_or_default();
+            let mut khr_feat = khr::PhysicalDeviceFaultFeaturesKHR {
+                s_type: khr::STRUCTURE_TYPE_PHYSICAL_DEVICE_FAULT_FEATURES_KHR,
+                p_next: std::ptr::null_mut(),
+                device_fault: vk::TRUE,
+                device_fault_vendor_binary: binary.into(),
+                device_fault_report_masked: masked.into(),
+                device_fault_device_lost_on_masked: lost.into(),
+            };
+            if opts.khr.is_some() {
+                dext.push(khr::NAME.as_ptr());
+            }
             let mut v12 = vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(true);
             let mut v13 = vk::PhysicalDeviceVulkan13Features::default()
                 .dynamic_rendering(true)
@@ -71,10 +116,15 @@ impl Gpu {
                 .queue_create_infos(&qci)
                 .push_next(&mut v12)
                 .push_next(&mut v13);
-            if has_fault {
-                dci = dci
-                    .enabled_extension_names(&dext)
-                    .push_next(&mut fault_feat);
+            if has_fault && (opts.ext_name || opts.ext_feature_only) {
+                dci = dci.push_next(&mut fault_feat);
+            }
+            if opts.khr.is_some() {
+                khr_feat.p_next = dci.p_next as *mut std::ffi::c_void;
+                dci.p_next = &khr_feat as *const _ as *const std::ffi::c_void;
+            }
+            if !dext.is_empty() {
+                dci = dci.enabled_extension_names(&dext);
             }
             let device = instance
                 .create_device(phys, &dci, None)
@@ -101,6 +151,32 @@ impl Gpu {
                 mem_props,
                 pool,
             }
+        }
+    }
+
+    /// A buffer bound to memory of its own with properties `want`.
+    pub fn buffer(
+        &self,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+        want: vk::MemoryPropertyFlags,
+    ) -> (vk::Buffer, vk::DeviceMemory) {
+        let d = &self.device;
+        // SAFETY: plain object creation with valid structures.
+        unsafe {
+            let buf = d
+                .create_buffer(
+                    &vk::BufferCreateInfo::default().size(size).usage(usage),
+                    None,
+                )
+                .unwrap();
+            let req = d.get_buffer_memory_requirements(buf);
+            let ai = vk::MemoryAllocateInfo::default()
+                .allocation_size(req.size)
+                .memory_type_index(self.memory_type(req.memory_type_bits, want));
+            let mem = d.allocate_memory(&ai, None).unwrap();
+            d.bind_buffer_memory(buf, mem, 0).unwrap();
+            (buf, mem)
         }
     }
 

@@ -73,17 +73,20 @@ pub fn private_dir(tag: &str) -> PathBuf {
     d
 }
 
-/// A manifest for the built library in a private directory (absolute `library_path`), so the
-/// tests do not depend on where the build script put its copy.
+/// The build's manifest for the built library in a private directory (absolute
+/// `library_path`), so the tests do not depend on where the build script put its copy; the
+/// rest (the device extensions and their entry points, which the loader reads) as built.
 pub fn layer_manifest_dir() -> PathBuf {
     let d = private_dir("manifest");
     let lib = layer_library();
-    let text = format!(
-        r#"{{"file_format_version":"1.2.0","layer":{{"name":"VK_LAYER_AGX_fault","type":"GLOBAL",
-"library_path":"{}","api_version":"1.3.239","implementation_version":"1",
-"description":"test copy"}}}}"#,
-        lib.display()
-    );
+    let built = lib.with_file_name("VkLayer_agx_fault.json");
+    let text = std::fs::read_to_string(&built)
+        .unwrap_or_else(|e| panic!("{}: {e} (build.rs writes it)", built.display()))
+        .replace(
+            "\"./libagx_vk_layer.so\"",
+            &format!("{:?}", lib.display().to_string()),
+        );
+    assert!(text.contains(&lib.display().to_string()), "{text}");
     std::fs::write(d.join("VkLayer_agx_fault.json"), text).expect("write manifest");
     d
 }

@@ -23,8 +23,21 @@ pub struct Scene {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct PassKind {
     pub load: bool,
-    pub blend: bool,
+    pub blend: Blend,
     pub dynamic: bool,
+    /// Whether the triangle is drawn (a pass of its clear alone otherwise).
+    pub draw: bool,
+}
+
+/// The triangle's blending.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Blend {
+    Off,
+    /// Alpha blending: a replay blends twice.
+    Alpha,
+    /// `min(dst, src)` per channel: a replay of the whole pass changes nothing, but a replay
+    /// over garbled bytes does.
+    Min,
 }
 
 impl Scene {
@@ -216,14 +229,19 @@ impl Scene {
                 .line_width(1.0);
             let ms = vk::PipelineMultisampleStateCreateInfo::default()
                 .rasterization_samples(vk::SampleCountFlags::TYPE_1);
+            let op = if kind.blend == Blend::Min {
+                vk::BlendOp::MIN
+            } else {
+                vk::BlendOp::ADD
+            };
             let blend = [vk::PipelineColorBlendAttachmentState::default()
-                .blend_enable(kind.blend)
+                .blend_enable(kind.blend != Blend::Off)
                 .src_color_blend_factor(vk::BlendFactor::SRC_ALPHA)
                 .dst_color_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
-                .color_blend_op(vk::BlendOp::ADD)
+                .color_blend_op(op)
                 .src_alpha_blend_factor(vk::BlendFactor::ONE)
                 .dst_alpha_blend_factor(vk::BlendFactor::ZERO)
-                .alpha_blend_op(vk::BlendOp::ADD)
+                .alpha_blend_op(op)
                 .color_write_mask(vk::ColorComponentFlags::RGBA)];
             let cbs = vk::PipelineColorBlendStateCreateInfo::default().attachments(&blend);
             let formats = [vk::Format::R8G8B8A8_UNORM];
@@ -294,7 +312,9 @@ impl Scene {
                 d.cmd_begin_render_pass(cb, &rbi, vk::SubpassContents::INLINE);
             }
             d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, pipeline);
-            d.cmd_draw(cb, 3, 1, 0, 0);
+            if kind.draw {
+                d.cmd_draw(cb, 3, 1, 0, 0);
+            }
             if kind.dynamic {
                 d.cmd_end_rendering(cb);
             } else {
@@ -396,8 +416,9 @@ pub fn pixel(p: &[u8], x: u32, y: u32) -> [u8; 4] {
 /// The pass kind of a cleared triangle (restartable).
 pub const CLEARED: PassKind = PassKind {
     load: false,
-    blend: false,
+    blend: Blend::Off,
     dynamic: false,
+    draw: true,
 };
 
 /// Submits a pass of `kind` and its readback (two submissions); the pixels, or the error the
