@@ -161,7 +161,8 @@ fn scan_inner(words: &[u32]) -> Option<ShaderEffects> {
     for &(op, at, len) in &insns {
         let ops = &words[at..at + len];
         match op {
-            OP_STORE => match storage(ops[0]) {
+            // Operands are checked: an `OpStore` of one word reached here (found by fuzzing).
+            OP_STORE => match storage(*ops.first()?) {
                 Some(true) => fx.stores = true,
                 Some(false) => {}
                 None => fx.unknown = true,
@@ -254,6 +255,13 @@ mod tests {
             insn(OP_STORE, &[6, 9]),
         ]);
         assert_eq!(scan(&m), ShaderEffects::default());
+    }
+
+    #[test]
+    fn an_instruction_short_of_its_operands_is_unknown() {
+        // `OpStore` with no operands (word count 1): a panic before (fuzz/regressions/spirv/).
+        let m = module(&[insn(OP_STORE, &[])]);
+        assert_eq!(scan(&m), ShaderEffects::UNKNOWN);
     }
 
     #[test]
