@@ -1,5 +1,5 @@
-//! Vulkan semantics of job failures, shared by the Vulkan layer (`agx-vk-layer`) and a future
-//! honeykrisp integration.
+//! Vulkan semantics of job failures, shared by the Vulkan layer (`agx-vk-layer`) and
+//! honeykrisp (through the C ABI, `ffi::vulkan`).
 //!
 //! Vulkan knows one failure for work that went wrong on the GPU: `VK_ERROR_DEVICE_LOST`, and it
 //! is for ever. This module holds the pieces of that contract that do not depend on a Vulkan
