@@ -22,7 +22,8 @@
 #               of their jobs killed, while the server replayed their work (so it was hit).
 #               VK_KHR_device_fault with deviceFaultReportMasked reports each replayed job as
 #               a masked fault (no DEVICE_LOST anywhere, one replay at least), and their replay
-#               counts add up to the server's replays during the Vulkan run. The
+#               counts add up to the server's replays during the Vulkan run; with
+#               deviceFaultDeviceLostOnMasked a replayed job loses the device instead. The
 #               server's replay limit is raised to 100 here: on this shared 2-core machine the
 #               GPU clock thread can be descheduled for tens of ms, and the neighbour's faults
 #               then arrive in a burst that hits one pass more times than the default limit (3)
@@ -117,6 +118,14 @@ vk_replays=$(( $(jq .replays <<<"$after") - $(jq .replays <<<"$before_vk") ))
 expect "$vk" ".khr_bad_result == 0 and .khr_lost == false and .khr_masked >= 1
     and .khr_masked_min_replays >= 1 and .khr_masked_replays >= .khr_masked
     and (.khr_overflows > 0 or .khr_masked_replays == $vk_replays)"
+# deviceFaultDeviceLostOnMasked: the first replayed job loses the device instead (innocent, no
+# masked report).
+lom="$(sim_vk patched replay --submissions 100000 --size 1024 --render-only --no-readback \
+      --duration 3 --lost-on-masked)"; echo "$lom"
+expect "$lom" "$BIT"' .khr_lost_on_masked == true and .device_lost == true
+    and (.fault_description | contains("deviceFaultDeviceLostOnMasked"))
+    and .khr_lost == true and .khr_lost_guilt == "innocent" and bit(.khr_lost_flags; 0)
+    and .khr_masked == 0'
 kill "$EVIL_PID"
 echo "server: before $before, after $after"
 glnode="$(sim_node_stats "$SIM_RUN/replay.gl.json")"

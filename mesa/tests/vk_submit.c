@@ -5,7 +5,7 @@
  * call returned what, whether the device was lost, and the results.
  *
  *   vk_submit [--submissions N] [--in-flight K] [--size S|WxH] [--render-only] [--no-readback]
- *             [--duration SEC] [--stale-depth S] [--check-results]
+ *             [--duration SEC] [--stale-depth S] [--lost-on-masked] [--check-results]
  *
  * --size: the render target is S x S or W x H (default 64): bigger passes cost more GPU time.
  * --render-only: every submission is a render pass (no dispatch); --no-readback: render passes
@@ -30,7 +30,8 @@
  * wait and at the end. The summary counts what came ("khr_*"): entries, masked faults (groups
  * with a replay count, the application told nothing), their fewest, most and total replays, and
  * the device-losing group (DEVICE_LOST on its last entry): the OR of its flags, its guilt,
- * its address.
+ * its address. --lost-on-masked also enables deviceFaultDeviceLostOnMasked (when offered): a
+ * fault the driver would mask loses the device instead.
  *
  * Exit: 0 every call succeeded (and, with --check-results, the results are right); 1 a call
  * failed or a result is wrong (the summary says which); 2 bad usage or no device.
@@ -200,7 +201,7 @@ guilt_name(uint64_t code)
 }
 
 static struct {
-   bool supported, masked_enabled;
+   bool supported, masked_enabled, lost_on_masked;
    PFN_vkGetDeviceFaultReportsKHR get;
    unsigned calls, entries, overflows, masked;
    uint64_t min_replays, max_replays, replays;
@@ -375,6 +376,7 @@ main(int argc, char **argv)
 {
    unsigned submissions = 300, in_flight = 4, stale_depth = 0;
    bool check_results = false, render_only = false, readback_copy = true;
+   bool lost_on_masked = false;
    double duration = 0;
    for (int i = 1; i < argc; i++) {
       if (!strcmp(argv[i], "--submissions") && i + 1 < argc)
@@ -394,12 +396,15 @@ main(int argc, char **argv)
          readback_copy = false;
       else if (!strcmp(argv[i], "--stale-depth") && i + 1 < argc)
          stale_depth = (unsigned)strtoul(argv[++i], NULL, 0);
+      else if (!strcmp(argv[i], "--lost-on-masked"))
+         lost_on_masked = true;
       else if (!strcmp(argv[i], "--check-results"))
          check_results = true;
       else {
          fprintf(stderr,
                  "usage: %s [--submissions N] [--in-flight K] [--size S|WxH] [--render-only] "
-                 "[--no-readback] [--duration SEC] [--stale-depth S] [--check-results]\n",
+                 "[--no-readback] [--duration SEC] [--stale-depth S] [--lost-on-masked] "
+                 "[--check-results]\n",
                  argv[0]);
          return 2;
       }
@@ -484,10 +489,12 @@ main(int argc, char **argv)
       };
       vkGetPhysicalDeviceFeatures2(pdev, &f2);
       khr.masked_enabled = fk.deviceFaultReportMasked;
+      khr.lost_on_masked = lost_on_masked && fk.deviceFaultDeviceLostOnMasked;
       fk = (VkPhysicalDeviceFaultFeaturesKHR){
          .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FAULT_FEATURES_KHR,
          .deviceFault = VK_TRUE,
          .deviceFaultReportMasked = khr.masked_enabled,
+         .deviceFaultDeviceLostOnMasked = khr.lost_on_masked,
       };
    }
    VkPhysicalDeviceFaultFeaturesEXT ff = {
@@ -969,7 +976,8 @@ out:;
           "\"size\":\"%ux%u\",\"seconds\":%.3f,\"submit_cpu_ns\":%.0f,\"fault_ext\":%s,"
           "\"fault_reported\":%s,\"fault_description\":\"%s\",\"fault_guilt\":\"%s\","
           "\"fault_address\":\"%s\",\"fault_access\":\"%s\","
-          "\"khr_fault\":%s,\"khr_masked_enabled\":%s,\"khr_calls\":%u,\"khr_bad_result\":%d,"
+          "\"khr_fault\":%s,\"khr_masked_enabled\":%s,\"khr_lost_on_masked\":%s,"
+          "\"khr_calls\":%u,\"khr_bad_result\":%d,"
           "\"khr_entries\":%u,\"khr_overflows\":%u,\"khr_masked\":%u,"
           "\"khr_masked_min_replays\":%" PRIu64 ",\"khr_masked_max_replays\":%" PRIu64 ","
           "\"khr_masked_replays\":%" PRIu64 ","
@@ -982,7 +990,8 @@ out:;
           submitted ? (double)submit_cpu_ns / submitted : 0.0,
           fault.supported ? "true" : "false", fault.queried ? "true" : "false",
           fault.description, fault.guilt, addr, fault.has_address ? fault.access : "",
-          khr.supported ? "true" : "false", khr.masked_enabled ? "true" : "false", khr.calls,
+          khr.supported ? "true" : "false", khr.masked_enabled ? "true" : "false",
+          khr.lost_on_masked ? "true" : "false", khr.calls,
           khr.bad_result, khr.entries, khr.overflows, khr.masked, khr.min_replays,
           khr.max_replays, khr.replays, khr.lost ? "true" : "false", khr.lost_flags, khr.lost_guilt,
           khr_addr);
