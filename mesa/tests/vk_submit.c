@@ -5,7 +5,7 @@
  * call returned what, whether the device was lost, and the results.
  *
  *   vk_submit [--submissions N] [--in-flight K] [--size S|WxH] [--render-only] [--no-readback]
- *             [--duration SEC] [--stale-depth S] [--check-results]
+ *             [--duration SEC] [--stale-depth S] [--lost-on-masked] [--check-results]
  *
  * --size: the render target is S x S or W x H (default 64): bigger passes cost more GPU time.
  * --render-only: every submission is a render pass (no dispatch); --no-readback: render passes
@@ -24,6 +24,14 @@
  *
  * When the device is lost and supports VK_EXT_device_fault, the summary carries the fault
  * report: description, the guilt vendor info, the faulting address.
+ *
+ * When the device offers VK_KHR_device_fault, the program enables it with
+ * deviceFaultReportMasked and reads vkGetDeviceFaultReportsKHR (timeout 0) after every fence
+ * wait and at the end. The summary counts what came ("khr_*"): entries, masked faults (groups
+ * with a replay count, the application told nothing), their fewest, most and total replays, and
+ * the device-losing group (DEVICE_LOST on its last entry): the OR of its flags, its guilt,
+ * its address. --lost-on-masked also enables deviceFaultDeviceLostOnMasked (when offered): a
+ * fault the driver would mask loses the device instead.
  *
  * Exit: 0 every call succeeded (and, with --check-results, the results are right); 1 a call
  * failed or a result is wrong (the summary says which); 2 bad usage or no device.
@@ -145,6 +153,136 @@ query_fault(VkDevice dev)
    }
 }
 
+/* --- every fault report (VK_KHR_device_fault) -------------------------------------------- */
+
+#ifndef VK_KHR_device_fault
+/* Older headers (Debian's 1.3.239) predate it: the registry's definitions. */
+#define VK_KHR_device_fault 1
+#define VK_KHR_DEVICE_FAULT_EXTENSION_NAME "VK_KHR_device_fault"
+#define VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FAULT_FEATURES_KHR ((VkStructureType)1000573000)
+#define VK_STRUCTURE_TYPE_DEVICE_FAULT_INFO_KHR ((VkStructureType)1000573002)
+#define VK_DEVICE_FAULT_FLAG_DEVICE_LOST_KHR 0x1
+#define VK_DEVICE_FAULT_FLAG_MEMORY_ADDRESS_KHR 0x2
+#define VK_DEVICE_FAULT_FLAG_VENDOR_KHR 0x8
+#define VK_DEVICE_FAULT_FLAG_WATCHDOG_TIMEOUT_KHR 0x10
+#define VK_DEVICE_FAULT_FLAG_OVERFLOW_KHR 0x20
+typedef struct VkPhysicalDeviceFaultFeaturesKHR {
+   VkStructureType sType;
+   void *pNext;
+   VkBool32 deviceFault;
+   VkBool32 deviceFaultVendorBinary;
+   VkBool32 deviceFaultReportMasked;
+   VkBool32 deviceFaultDeviceLostOnMasked;
+} VkPhysicalDeviceFaultFeaturesKHR;
+typedef struct VkDeviceFaultInfoKHR {
+   VkStructureType sType;
+   void *pNext;
+   VkFlags flags;
+   uint64_t groupId;
+   char description[VK_MAX_DESCRIPTION_SIZE];
+   VkDeviceFaultAddressInfoEXT faultAddressInfo;
+   VkDeviceFaultAddressInfoEXT instructionAddressInfo;
+   VkDeviceFaultVendorInfoEXT vendorInfo;
+} VkDeviceFaultInfoKHR;
+typedef VkResult(VKAPI_PTR *PFN_vkGetDeviceFaultReportsKHR)(VkDevice device, uint64_t timeout,
+                                                            uint32_t *pFaultCounts,
+                                                            VkDeviceFaultInfoKHR *pFaultInfo);
+#endif
+
+/* agx-winsys' vendor info codes: 1 guilt (0 guilty, 1 innocent, 2 unknown), 6 replays. */
+#define VENDOR_GUILT 1
+#define VENDOR_REPLAYS 6
+
+static const char *
+guilt_name(uint64_t code)
+{
+   static const char *const names[] = {"guilty", "innocent", "unknown"};
+   return code < 3 ? names[code] : "?";
+}
+
+static struct {
+   bool supported, masked_enabled, lost_on_masked;
+   PFN_vkGetDeviceFaultReportsKHR get;
+   unsigned calls, entries, overflows, masked;
+   uint64_t min_replays, max_replays, replays;
+   /* the group being read */
+   uint64_t group;
+   uint32_t group_flags;
+   const char *group_guilt;
+   bool group_has_address;
+   uint64_t group_address;
+   /* the device-losing group */
+   bool lost;
+   uint32_t lost_flags;
+   const char *lost_guilt;
+   bool lost_has_address;
+   uint64_t lost_address;
+   VkResult bad_result;
+} khr = {.group_guilt = "", .lost_guilt = ""};
+
+static void
+khr_entry(const VkDeviceFaultInfoKHR *e)
+{
+   khr.entries++;
+   if (e->groupId != khr.group) {
+      khr.group = e->groupId;
+      khr.group_flags = 0;
+      khr.group_guilt = "";
+      khr.group_has_address = false;
+   }
+   khr.group_flags |= e->flags;
+   if (e->flags & VK_DEVICE_FAULT_FLAG_OVERFLOW_KHR)
+      khr.overflows++;
+   if (e->flags & VK_DEVICE_FAULT_FLAG_MEMORY_ADDRESS_KHR) {
+      khr.group_has_address = true;
+      khr.group_address = e->faultAddressInfo.reportedAddress;
+   }
+   if (e->flags & VK_DEVICE_FAULT_FLAG_VENDOR_KHR) {
+      uint64_t data = e->vendorInfo.vendorFaultData;
+      if (e->vendorInfo.vendorFaultCode == VENDOR_GUILT)
+         khr.group_guilt = guilt_name(data);
+      if (e->vendorInfo.vendorFaultCode == VENDOR_REPLAYS) {
+         if (!khr.masked || data < khr.min_replays)
+            khr.min_replays = data;
+         if (data > khr.max_replays)
+            khr.max_replays = data;
+         khr.replays += data;
+         khr.masked++;
+      }
+   }
+   if (e->flags & VK_DEVICE_FAULT_FLAG_DEVICE_LOST_KHR) {
+      khr.lost = true;
+      khr.lost_flags = khr.group_flags;
+      khr.lost_guilt = khr.group_guilt;
+      khr.lost_has_address = khr.group_has_address;
+      khr.lost_address = khr.group_address;
+   }
+}
+
+/* Takes every report there is now (VK_INCOMPLETE: more to take). */
+static void
+drain_fault_reports(VkDevice dev)
+{
+   if (!khr.get)
+      return;
+   for (;;) {
+      VkDeviceFaultInfoKHR infos[16];
+      for (unsigned i = 0; i < 16; i++)
+         infos[i] = (VkDeviceFaultInfoKHR){.sType = VK_STRUCTURE_TYPE_DEVICE_FAULT_INFO_KHR};
+      uint32_t n = 16;
+      VkResult r = khr.get(dev, 0, &n, infos);
+      khr.calls++;
+      if (r != VK_SUCCESS && r != VK_INCOMPLETE && r != VK_TIMEOUT) {
+         khr.bad_result = r;
+         return;
+      }
+      for (uint32_t i = 0; i < n && r != VK_TIMEOUT; i++)
+         khr_entry(&infos[i]);
+      if (r != VK_INCOMPLETE)
+         return;
+   }
+}
+
 /* CPU time of the calling thread (not the time it spends blocked), in ns */
 static uint64_t
 thread_cpu_ns(void)
@@ -238,6 +376,7 @@ main(int argc, char **argv)
 {
    unsigned submissions = 300, in_flight = 4, stale_depth = 0;
    bool check_results = false, render_only = false, readback_copy = true;
+   bool lost_on_masked = false;
    double duration = 0;
    for (int i = 1; i < argc; i++) {
       if (!strcmp(argv[i], "--submissions") && i + 1 < argc)
@@ -257,12 +396,15 @@ main(int argc, char **argv)
          readback_copy = false;
       else if (!strcmp(argv[i], "--stale-depth") && i + 1 < argc)
          stale_depth = (unsigned)strtoul(argv[++i], NULL, 0);
+      else if (!strcmp(argv[i], "--lost-on-masked"))
+         lost_on_masked = true;
       else if (!strcmp(argv[i], "--check-results"))
          check_results = true;
       else {
          fprintf(stderr,
                  "usage: %s [--submissions N] [--in-flight K] [--size S|WxH] [--render-only] "
-                 "[--no-readback] [--duration SEC] [--stale-depth S] [--check-results]\n",
+                 "[--no-readback] [--duration SEC] [--stale-depth S] [--lost-on-masked] "
+                 "[--check-results]\n",
                  argv[0]);
          return 2;
       }
@@ -332,22 +474,45 @@ main(int argc, char **argv)
    vkEnumerateDeviceExtensionProperties(pdev, NULL, &next, NULL);
    VkExtensionProperties *exts = calloc(next ? next : 1, sizeof(*exts));
    vkEnumerateDeviceExtensionProperties(pdev, NULL, &next, exts);
-   for (uint32_t i = 0; i < next; i++)
+   for (uint32_t i = 0; i < next; i++) {
       fault.supported |= !strcmp(exts[i].extensionName, VK_EXT_DEVICE_FAULT_EXTENSION_NAME);
+      khr.supported |= !strcmp(exts[i].extensionName, VK_KHR_DEVICE_FAULT_EXTENSION_NAME);
+   }
    free(exts);
+   VkPhysicalDeviceFaultFeaturesKHR fk = {
+      .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FAULT_FEATURES_KHR,
+   };
+   if (khr.supported) {
+      VkPhysicalDeviceFeatures2 f2 = {
+         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+         .pNext = &fk,
+      };
+      vkGetPhysicalDeviceFeatures2(pdev, &f2);
+      khr.masked_enabled = fk.deviceFaultReportMasked;
+      khr.lost_on_masked = lost_on_masked && fk.deviceFaultDeviceLostOnMasked;
+      fk = (VkPhysicalDeviceFaultFeaturesKHR){
+         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FAULT_FEATURES_KHR,
+         .deviceFault = VK_TRUE,
+         .deviceFaultReportMasked = khr.masked_enabled,
+         .deviceFaultDeviceLostOnMasked = khr.lost_on_masked,
+      };
+   }
    VkPhysicalDeviceFaultFeaturesEXT ff = {
       .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FAULT_FEATURES_EXT,
+      .pNext = khr.supported ? &fk : NULL,
       .deviceFault = VK_TRUE,
    };
    VkPhysicalDeviceVulkan12Features f12 = {
       .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
-      .pNext = fault.supported ? &ff : NULL,
+      .pNext = fault.supported ? (void *)&ff : khr.supported ? (void *)&fk : NULL,
       .timelineSemaphore = VK_TRUE,
    };
-   const char *dev_exts[2];
+   const char *dev_exts[3];
    uint32_t dev_ext_count = 0;
    if (fault.supported)
       dev_exts[dev_ext_count++] = VK_EXT_DEVICE_FAULT_EXTENSION_NAME;
+   if (khr.supported)
+      dev_exts[dev_ext_count++] = VK_KHR_DEVICE_FAULT_EXTENSION_NAME;
    if (stale_depth)
       dev_exts[dev_ext_count++] = VK_KHR_EXTERNAL_MEMORY_FD_EXTENSION_NAME;
    VkDeviceCreateInfo dci = {
@@ -362,6 +527,9 @@ main(int argc, char **argv)
       return 2;
    VkQueue queue;
    vkGetDeviceQueue(dev, family, 0, &queue);
+   if (khr.supported)
+      khr.get = (PFN_vkGetDeviceFaultReportsKHR)vkGetDeviceProcAddr(dev,
+                                                                     "vkGetDeviceFaultReportsKHR");
 
    unsigned renders = 0, dispatches = 0, submitted = 0, waits = 0, last_seed = 0;
    /* CPU time spent in vkQueueSubmit: the driver's submit path (and the kernel's, here the
@@ -662,6 +830,7 @@ main(int argc, char **argv)
          VK_OR(vkWaitForFences(dev, 1, &fence[s], VK_TRUE, TIMEOUT_NS), out);
          VK_OR(vkResetFences(dev, 1, &fence[s]), out);
          slot_busy[s] = false;
+         drain_fault_reports(dev);
       }
       if (stale_depth && i + 1 == stale_depth) {
          /* The bug: free the depth buffer's memory while the framebuffer still uses it (after
@@ -792,10 +961,13 @@ out:;
                      (!have_render || !readback_copy || !strcmp(render_result, "ok"));
    if (err.device_lost)
       query_fault(dev);
+   drain_fault_reports(dev);
 
-   char addr[32] = "";
+   char addr[32] = "", khr_addr[32] = "";
    if (fault.has_address)
       snprintf(addr, sizeof(addr), "0x%" PRIx64, fault.address);
+   if (khr.lost_has_address)
+      snprintf(khr_addr, sizeof(khr_addr), "0x%" PRIx64, khr.lost_address);
    printf("{\"program\":\"vk_submit\",\"device\":\"%s\",\"driver\":\"%s\","
           "\"submissions\":%u,\"render_passes\":%u,\"dispatches\":%u,\"waits\":%u,"
           "\"calls_failed\":%u,\"first_failed_call\":\"%s\",\"first_failed_result\":%d,"
@@ -803,14 +975,26 @@ out:;
           "\"compute_result\":\"%s\",\"render_result\":\"%s\",\"depth_freed_before\":%u,"
           "\"size\":\"%ux%u\",\"seconds\":%.3f,\"submit_cpu_ns\":%.0f,\"fault_ext\":%s,"
           "\"fault_reported\":%s,\"fault_description\":\"%s\",\"fault_guilt\":\"%s\","
-          "\"fault_address\":\"%s\",\"fault_access\":\"%s\"}\n",
+          "\"fault_address\":\"%s\",\"fault_access\":\"%s\","
+          "\"khr_fault\":%s,\"khr_masked_enabled\":%s,\"khr_lost_on_masked\":%s,"
+          "\"khr_calls\":%u,\"khr_bad_result\":%d,"
+          "\"khr_entries\":%u,\"khr_overflows\":%u,\"khr_masked\":%u,"
+          "\"khr_masked_min_replays\":%" PRIu64 ",\"khr_masked_max_replays\":%" PRIu64 ","
+          "\"khr_masked_replays\":%" PRIu64 ","
+          "\"khr_lost\":%s,\"khr_lost_flags\":%u,\"khr_lost_guilt\":\"%s\","
+          "\"khr_lost_address\":\"%s\"}\n",
           props.properties.deviceName, drv.driverName, submitted, renders, dispatches, waits,
           err.calls_failed, err.first_call, err.first_result,
           err.device_lost ? "true" : "false", err.lost_call, compute_result, render_result,
           depth_freed_at, W, H, now_s() - start,
           submitted ? (double)submit_cpu_ns / submitted : 0.0,
           fault.supported ? "true" : "false", fault.queried ? "true" : "false",
-          fault.description, fault.guilt, addr, fault.has_address ? fault.access : "");
+          fault.description, fault.guilt, addr, fault.has_address ? fault.access : "",
+          khr.supported ? "true" : "false", khr.masked_enabled ? "true" : "false",
+          khr.lost_on_masked ? "true" : "false", khr.calls,
+          khr.bad_result, khr.entries, khr.overflows, khr.masked, khr.min_replays,
+          khr.max_replays, khr.replays, khr.lost ? "true" : "false", khr.lost_flags, khr.lost_guilt,
+          khr_addr);
    fflush(stdout);
 
    /* Teardown only when the device is usable: a lost device's objects are the driver's

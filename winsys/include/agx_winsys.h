@@ -208,6 +208,56 @@
 #define AGX_WS_MAX_DESCRIPTION_SIZE 256
 
 /**
+ * `agx_ws_vk_device_set_masked_faults`: a job replayed after another context's fault is
+ * logged as a masked fault (`deviceFaultReportMasked`).
+ */
+#define AGX_WS_VK_MASKED_FAULTS_REPORT (1 << 0)
+
+/**
+ * `agx_ws_vk_device_set_masked_faults`: a job replayed after another context's fault loses
+ * the device instead (`deviceFaultDeviceLostOnMasked`).
+ */
+#define AGX_WS_VK_MASKED_FAULTS_LOSE_DEVICE (1 << 1)
+
+/**
+ * How many fault report entries a device keeps (`maxDeviceFaultCount`); when more arrive
+ * before they are read, the oldest go and the next one read carries
+ * `AGX_WS_FAULT_REPORT_OVERFLOW`.
+ */
+#define AGX_WS_MAX_FAULT_REPORTS 64
+
+/**
+ * `VkDeviceFaultFlagBitsKHR`, same values: the fault lost the device (last entry of its
+ * group; nothing follows).
+ */
+#define AGX_WS_FAULT_REPORT_DEVICE_LOST (1 << 0)
+
+/**
+ * `fault_address_info` is filled.
+ */
+#define AGX_WS_FAULT_REPORT_MEMORY_ADDRESS (1 << 1)
+
+/**
+ * `instruction_address_info` is filled (never set: the GPU reports no instruction address).
+ */
+#define AGX_WS_FAULT_REPORT_INSTRUCTION_ADDRESS (1 << 2)
+
+/**
+ * `vendor_info` is filled.
+ */
+#define AGX_WS_FAULT_REPORT_VENDOR (1 << 3)
+
+/**
+ * The fault was a GPU timeout.
+ */
+#define AGX_WS_FAULT_REPORT_WATCHDOG_TIMEOUT (1 << 4)
+
+/**
+ * Earlier entries were dropped (the log was full); set on the first entry read after.
+ */
+#define AGX_WS_FAULT_REPORT_OVERFLOW (1 << 5)
+
+/**
  * What is behind a device (`agx_ws_params::backend`).
  */
 enum agx_ws_backend
@@ -783,7 +833,8 @@ typedef struct agx_ws_sim_stream agx_ws_sim_stream;
 typedef struct agx_ws_syncobj agx_ws_syncobj;
 
 /**
- * The lost state of one `VkDevice`: once lost, lost for ever, and the first fault is kept.
+ * The fault state of one `VkDevice`: once lost, lost for ever, and the first fault is kept
+ * (`VK_EXT_device_fault`); every fault is logged for `VK_KHR_device_fault`.
  */
 typedef struct agx_ws_vk_device agx_ws_vk_device;
 
@@ -1423,6 +1474,62 @@ typedef struct agx_ws_fault_info {
    */
   uint8_t *vendor_binary_data;
 } agx_ws_fault_info;
+
+/**
+ * The counts of `agx_ws_vk_device_get_fault_reports`. Set
+ * `struct_size = sizeof(agx_ws_fault_report_counts)`.
+ */
+typedef struct agx_ws_fault_report_counts {
+  uint32_t struct_size;
+  /**
+   * In: the capacity of the `reports` array (ignored when it is NULL). Out: the entries
+   * written, or with `reports` NULL, the entries available.
+   */
+  uint32_t report_count;
+  /**
+   * Out: entries still in the log after the call.
+   */
+  uint32_t reports_left;
+  /**
+   * Out: 1 when the device is lost (the log is closed: nothing more will come), else 0.
+   */
+  uint32_t lost;
+} agx_ws_fault_report_counts;
+
+/**
+ * One fault report entry: `VkDeviceFaultInfoKHR` (same layout), so a driver hands the
+ * application's array over as it is. The first two fields are the application's `sType` and
+ * `pNext`: never read nor written. A fault is a group of entries with the same `group_id`.
+ * Vendor info codes as in `agx_ws_fault_vendor_info`, and 6: the replay count of a masked
+ * fault.
+ */
+typedef struct agx_ws_fault_report {
+  /**
+   * `sType`: the caller's, untouched.
+   */
+  uint32_t reserved_type;
+  uint32_t pad0;
+  /**
+   * `pNext`: the caller's, untouched.
+   */
+  void *reserved_next;
+  /**
+   * `AGX_WS_FAULT_REPORT_*` flags.
+   */
+  uint32_t flags;
+  uint32_t pad1;
+  /**
+   * The fault's group: 1, 2, ... per device.
+   */
+  uint64_t group_id;
+  char description[AGX_WS_MAX_DESCRIPTION_SIZE];
+  struct agx_ws_fault_address_info fault_address_info;
+  /**
+   * All zero: the GPU reports no instruction address.
+   */
+  struct agx_ws_fault_address_info instruction_address_info;
+  struct agx_ws_fault_vendor_info vendor_info;
+} agx_ws_fault_report;
 
 #ifdef __cplusplus
 extern "C" {
@@ -2500,7 +2607,10 @@ int agx_ws_vk_device_destroy(struct agx_ws_vk_device *vk);
  * `VK_TIMEOUT` (2) when it has not finished within `timeout_ns` (0 polls), or
  * `VK_ERROR_DEVICE_LOST` (-4) when it failed, whatever its guilt, or when the device was
  * already lost. A failed job loses the device with a fault report for submission `submission`
- * (the driver's 1-based count of queue submissions).
+ * (the driver's 1-based count of queue submissions), also logged for
+ * `agx_ws_vk_device_get_fault_reports`; a job replayed after another context's fault is a
+ * masked fault, logged or made a loss as `agx_ws_vk_device_set_masked_faults` says. A job's
+ * outcome is observed once, at the first wait that sees it finished.
  *
  * # Safety
  *
@@ -2553,6 +2663,49 @@ int agx_ws_vk_device_check_status(struct agx_ws_vk_device *vk, int32_t *out_vk_r
  * Thread safety: thread-safe.
  */
 int agx_ws_vk_device_get_fault_info(struct agx_ws_vk_device *vk, struct agx_ws_fault_counts *counts, struct agx_ws_fault_info *info);
+
+/**
+ * Chooses what a job replayed after another context's fault (an innocent job the kernel's
+ * recovery re-ran, invisibly to the application) does: nothing (0, the default), logged as a
+ * masked fault (`AGX_WS_VK_MASKED_FAULTS_REPORT`, `deviceFaultReportMasked`), or a loss of the
+ * device (`AGX_WS_VK_MASKED_FAULTS_LOSE_DEVICE`, `deviceFaultDeviceLostOnMasked`, which wins
+ * over the first). Applies to jobs observed after the call.
+ *
+ * Errors: `-EINVAL` for unknown bits (nothing changed).
+ *
+ * # Safety
+ *
+ * Always safe: the handle is looked up, never dereferenced.
+ *
+ * Thread safety: thread-safe.
+ */
+int agx_ws_vk_device_set_masked_faults(struct agx_ws_vk_device *vk, uint32_t flags);
+
+/**
+ * `vkGetDeviceFaultReportsKHR`: the fault report entries logged since the last call, oldest
+ * first, each returned once (to one caller). Waits up to `timeout_ns` (0 polls;
+ * `AGX_WS_TIMEOUT_INFINITE` is bounded too) until one is there, without holding any lock the
+ * logging side needs; a lost device whose entries were all read returns at once.
+ *
+ * With `reports` NULL: `counts->report_count` receives the entries available (none taken).
+ * Otherwise up to `counts->report_count` entries (at most `AGX_WS_MAX_FAULT_REPORTS` are ever
+ * there) are taken into `reports` and `counts->report_count` set to how many. Either way
+ * `counts->reports_left` is what is still in the log and `counts->lost` whether the device is
+ * lost.
+ *
+ * Returns 0, `AGX_WS_INCOMPLETE` (1) when entries are left after filling `reports`, or
+ * `-ETIME` when no entry came within `timeout_ns` (nothing written but the counts). Errors:
+ * `-EINVAL` for a NULL or misaligned pointer or a wrong `struct_size` (nothing taken).
+ *
+ * # Safety
+ *
+ * `counts` is NULL or points to a writable `agx_ws_fault_report_counts`; `reports` is NULL or
+ * points to `counts->report_count` writable `agx_ws_fault_report`s (of which only the fields
+ * after `reserved_next` are written).
+ *
+ * Thread safety: thread-safe; may block up to `timeout_ns`.
+ */
+int agx_ws_vk_device_get_fault_reports(struct agx_ws_vk_device *vk, uint64_t timeout_ns, struct agx_ws_fault_report_counts *counts, struct agx_ws_fault_report *reports);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,5 +1,5 @@
-//! Vulkan semantics of job failures, shared by the Vulkan layer (`agx-vk-layer`) and a future
-//! honeykrisp integration.
+//! Vulkan semantics of job failures, shared by the Vulkan layer (`agx-vk-layer`) and
+//! honeykrisp (through the C ABI, `ffi::vulkan`).
 //!
 //! Vulkan knows one failure for work that went wrong on the GPU: `VK_ERROR_DEVICE_LOST`, and it
 //! is for ever. This module holds the pieces of that contract that do not depend on a Vulkan
@@ -10,9 +10,14 @@
 //! - [`vk_result_for`] / [`vk_result_for_submit_errno`]: the `VkResult` a job outcome or a
 //!   refused submit maps to;
 //! - [`FaultReport`]: what `vkGetDeviceFaultInfoEXT` reports (description, address infos,
-//!   vendor infos carrying guilt, unit and the submission), built from a [`JobOutcome`].
+//!   vendor infos carrying guilt, unit and the submission), built from a [`JobOutcome`];
+//! - [`fault_log::FaultLog`]: what `vkGetDeviceFaultReportsKHR` reports (every fault once, in
+//!   order, masked ones included), and [`DeviceFaultState`], which feeds both from the outcomes
+//!   of a device's jobs.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+pub mod fault_log;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use crate::outcome::{FaultInfo, FaultKind, FaultUnit, Guilt, JobOutcome};
@@ -118,6 +123,9 @@ pub mod vendor_code {
     pub const SUBMISSION: u64 = 3;
     /// The kind of fault: `data` is the [`super::kind_code`] of the kind.
     pub const KIND: u64 = 4;
+    /// In masked reports (`VK_KHR_device_fault`): `data` is how many times the submission was
+    /// re-run.
+    pub const REPLAYS: u64 = 6;
 }
 
 /// Numeric code of a guilt in the `GUILT` vendor info.
@@ -304,6 +312,25 @@ impl FaultReport {
         r
     }
 
+    /// The report of a fault that would have been masked (another context's fault stopped
+    /// submission `submission`, which could be replayed) made a loss, as
+    /// `deviceFaultDeviceLostOnMasked` asks.
+    pub fn masked_made_fatal(submission: u64) -> FaultReport {
+        let mut r = FaultReport::from_outcome(
+            &JobOutcome::Killed {
+                guilt: Guilt::Innocent,
+                fault: None,
+            },
+            submission,
+        )
+        .expect("a killed job is a failure");
+        r.description = format!(
+            "masked fault made fatal (deviceFaultDeviceLostOnMasked): another context's GPU \
+             fault stopped submission {submission}, which could have been replayed"
+        );
+        r
+    }
+
     /// `description` as a NUL-terminated `char[VK_MAX_DESCRIPTION_SIZE]` (truncated on a
     /// character boundary).
     pub fn description_array(&self) -> [u8; VK_MAX_DESCRIPTION_SIZE] {
@@ -371,6 +398,95 @@ impl DeviceLostState {
         } else {
             result
         }
+    }
+}
+
+/// What a [`DeviceFaultState`] does with masked faults (`VK_KHR_device_fault`'s features).
+pub mod masked_mode {
+    /// `deviceFaultReportMasked`: a job replayed after another context's fault is logged as a
+    /// masked fault (no loss).
+    pub const REPORT: u32 = 1 << 0;
+    /// `deviceFaultDeviceLostOnMasked`: such a job loses the device instead.
+    pub const LOSE_DEVICE: u32 = 1 << 1;
+    /// Every bit defined.
+    pub const ALL: u32 = REPORT | LOSE_DEVICE;
+}
+
+/// The fault state of one `VkDevice` fed by the outcomes of its jobs: the sticky lost state
+/// with the first fault (`VK_EXT_device_fault`) and the log of every fault
+/// (`VK_KHR_device_fault`).
+///
+/// A job's outcome maps to the log as follows: a failed job (whatever its guilt) loses the
+/// device and logs its report as a `DEVICE_LOST` group (a guilty fault with its address as
+/// `MEMORY_ADDRESS`, a hang as `WATCHDOG_TIMEOUT`); a job replayed after another context's
+/// fault (`JobOutcome::Replayed`) is a masked fault, logged with the submission it hit and the
+/// replay count when [`masked_mode::REPORT`] is set, or a loss when
+/// [`masked_mode::LOSE_DEVICE`] is; a complete job logs nothing.
+#[derive(Debug, Default)]
+pub struct DeviceFaultState {
+    lost: DeviceLostState,
+    log: fault_log::FaultLog,
+    masked: AtomicU32,
+}
+
+impl DeviceFaultState {
+    /// A device that is not lost, with an empty log, masked faults not reported.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The sticky lost state and its first report.
+    pub fn lost(&self) -> &DeviceLostState {
+        &self.lost
+    }
+
+    /// The log `vkGetDeviceFaultReportsKHR` reads.
+    pub fn log(&self) -> &fault_log::FaultLog {
+        &self.log
+    }
+
+    /// Sets what masked faults do ([`masked_mode`] bits; unknown bits are ignored: the C ABI
+    /// refuses them before).
+    pub fn set_masked_mode(&self, mode: u32) {
+        self.masked
+            .store(mode & masked_mode::ALL, Ordering::Relaxed);
+    }
+
+    /// The [`masked_mode`] bits.
+    pub fn masked_mode(&self) -> u32 {
+        self.masked.load(Ordering::Relaxed)
+    }
+
+    /// Loses the device with `report`, logged as a `DEVICE_LOST` group. Returns true for the
+    /// call that lost the device; later calls change nothing.
+    pub fn set_lost(&self, report: FaultReport) -> bool {
+        let first = self.lost.set_lost(report.clone());
+        if first {
+            self.log.lost(&report);
+        }
+        first
+    }
+
+    /// The outcome of a job of submission `submission` (the driver's 1-based count), once per
+    /// job: loses the device or logs a masked fault as the type's documentation says. Returns
+    /// the job's `VkResult`, sticky.
+    pub fn observe(&self, outcome: &JobOutcome, submission: u64) -> i32 {
+        match outcome {
+            JobOutcome::Replayed(replays) => {
+                let mode = self.masked_mode();
+                if mode & masked_mode::LOSE_DEVICE != 0 {
+                    self.set_lost(FaultReport::masked_made_fatal(submission));
+                } else if mode & masked_mode::REPORT != 0 && !self.lost.is_lost() {
+                    self.log.masked(submission, *replays);
+                }
+            }
+            o => {
+                if let Some(report) = FaultReport::from_outcome(o, submission) {
+                    self.set_lost(report);
+                }
+            }
+        }
+        self.lost.sticky(vk_result_for(outcome))
     }
 }
 
@@ -481,5 +597,85 @@ mod tests {
         assert_eq!(s.report(), Some(&first));
         assert_eq!(s.sticky(VK_SUCCESS), VK_ERROR_DEVICE_LOST);
         assert_eq!(s.sticky(VK_TIMEOUT), VK_ERROR_DEVICE_LOST);
+    }
+
+    #[test]
+    fn device_fault_state_maps_outcomes_to_the_log() {
+        use fault_log::flags;
+        let s = DeviceFaultState::new();
+        // Masked faults are not reported unless asked for.
+        assert_eq!(s.observe(&JobOutcome::Replayed(1), 1), VK_SUCCESS);
+        assert_eq!(s.log().read(None, std::time::Duration::ZERO).left, 0);
+        s.set_masked_mode(masked_mode::REPORT);
+        assert_eq!(s.observe(&JobOutcome::Complete, 2), VK_SUCCESS);
+        assert_eq!(s.observe(&JobOutcome::Replayed(2), 3), VK_SUCCESS);
+        let r = s.log().read(Some(10), std::time::Duration::ZERO);
+        assert_eq!(r.entries.len(), 3);
+        assert!(r
+            .entries
+            .iter()
+            .all(|e| e.flags == flags::VENDOR && e.group == 1));
+        let data = |c| {
+            r.entries
+                .iter()
+                .find_map(|e| e.vendor.as_ref().filter(|v| v.code == c))
+                .unwrap()
+                .data
+        };
+        assert_eq!(data(vendor_code::SUBMISSION), 3);
+        assert_eq!(data(vendor_code::REPLAYS), 2);
+        assert_eq!(data(vendor_code::GUILT), guilt_code(Guilt::Innocent));
+        assert!(!s.lost().is_lost());
+        // A guilty fault: lost, one DEVICE_LOST group with the address.
+        assert_eq!(s.observe(&guilty_fault(), 4), VK_ERROR_DEVICE_LOST);
+        assert_eq!(s.observe(&JobOutcome::Complete, 5), VK_ERROR_DEVICE_LOST);
+        let e = s.log().read(Some(10), std::time::Duration::ZERO).entries;
+        assert_eq!(e.len(), 4);
+        assert_eq!(e[0].flags, flags::MEMORY_ADDRESS | flags::VENDOR);
+        assert_eq!(e[0].address.unwrap().address, 0xdead_1000);
+        assert_eq!(e[3].flags & flags::DEVICE_LOST, flags::DEVICE_LOST);
+        assert!(e.iter().all(|x| x.group == 2));
+        // Nothing after the loss, and the first report stays.
+        assert!(!s.set_lost(FaultReport::reported_below("x", 6)));
+        assert_eq!(s.lost().report().unwrap().submission, 4);
+        assert!(s.log().read(Some(10), std::time::Duration::ZERO).closed);
+    }
+
+    #[test]
+    fn innocent_loss_and_hang_and_lost_on_masked() {
+        use fault_log::flags;
+        let s = DeviceFaultState::new();
+        let killed = JobOutcome::Killed {
+            guilt: Guilt::Innocent,
+            fault: None,
+        };
+        assert_eq!(s.observe(&killed, 9), VK_ERROR_DEVICE_LOST);
+        let e = s.log().read(Some(10), std::time::Duration::ZERO).entries;
+        assert!(e.iter().all(|x| x.flags & flags::MEMORY_ADDRESS == 0));
+        assert_eq!(
+            e.last().unwrap().flags & flags::DEVICE_LOST,
+            flags::DEVICE_LOST
+        );
+        let guilt = e
+            .iter()
+            .find_map(|x| x.vendor.as_ref().filter(|v| v.code == vendor_code::GUILT))
+            .unwrap();
+        assert_eq!(guilt.data, guilt_code(Guilt::Innocent));
+
+        let h = DeviceFaultState::new();
+        assert_eq!(h.observe(&JobOutcome::TimedOut, 1), VK_ERROR_DEVICE_LOST);
+        let e = h.log().read(Some(10), std::time::Duration::ZERO).entries;
+        assert!(e.iter().all(|x| x.flags & flags::WATCHDOG_TIMEOUT != 0));
+
+        let m = DeviceFaultState::new();
+        m.set_masked_mode(masked_mode::REPORT | masked_mode::LOSE_DEVICE);
+        assert_eq!(m.observe(&JobOutcome::Replayed(1), 3), VK_ERROR_DEVICE_LOST);
+        let r = m.lost().report().unwrap();
+        assert!(r.description.contains("deviceFaultDeviceLostOnMasked"));
+        let e = m.log().read(Some(10), std::time::Duration::ZERO).entries;
+        assert_eq!(
+            e.last().unwrap().flags & flags::DEVICE_LOST,
+            flags::DEVICE_LOST
+        );
     }
 }

@@ -25,21 +25,8 @@ pub const STRUCTURE_TYPE_DEVICE_FAULT_DEBUG_INFO_KHR: vk::StructureType =
 /// `VK_ERROR_NOT_ENOUGH_SPACE_KHR` (`VK_KHR_pipeline_binary`, extension 484).
 pub const ERROR_NOT_ENOUGH_SPACE_KHR: vk::Result = vk::Result::from_raw(-1_000_483_000);
 
-/// `VkDeviceFaultFlagBitsKHR`.
-pub mod flags {
-    /// The fault lost the device (the last entry of its group); nothing follows it.
-    pub const DEVICE_LOST: u32 = 1 << 0;
-    /// `faultAddressInfo` is filled.
-    pub const MEMORY_ADDRESS: u32 = 1 << 1;
-    /// `instructionAddressInfo` is filled.
-    pub const INSTRUCTION_ADDRESS: u32 = 1 << 2;
-    /// `vendorInfo` is filled.
-    pub const VENDOR: u32 = 1 << 3;
-    /// The fault was a GPU timeout.
-    pub const WATCHDOG_TIMEOUT: u32 = 1 << 4;
-    /// Earlier reports were lost (the log overflowed); set on the first entry read after.
-    pub const OVERFLOW: u32 = 1 << 5;
-}
+/// `VkDeviceFaultFlagBitsKHR`: the library's, which logs the reports.
+pub use agx_winsys::vulkan::fault_log::flags;
 
 /// `VkPhysicalDeviceFaultFeaturesKHR`.
 #[repr(C)]

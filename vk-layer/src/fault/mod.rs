@@ -4,7 +4,8 @@
 //! - `VK_EXT_device_fault`: `vkGetDeviceFaultInfoEXT` describes the fault that lost the device
 //!   (the layer's report when the layer lost it, the driver's otherwise).
 //! - `VK_KHR_device_fault`: `vkGetDeviceFaultReportsKHR` returns every fault, in order, once,
-//!   blocking until one arrives (`log`): device-losing faults (guilty faults with their address,
+//!   blocking until one arrives (the library's `agx_winsys::vulkan::fault_log`, which
+//!   honeykrisp's implementation shares): device-losing faults (guilty faults with their address,
 //!   hangs as `WATCHDOG_TIMEOUT`, innocent losses), and, with `deviceFaultReportMasked`, the
 //!   faults the layer *masked*: a neighbour's fault whose victim was replayed invisibly
 //!   (reported with the submission it hit and the replay count, the device not lost). With
@@ -18,7 +19,9 @@
 //! trampolines for names it does not know (the manifest lists the entry points).
 
 pub mod khr;
-pub mod log;
+
+/// The log of fault reports, shared with drivers through agx-winsys.
+pub use agx_winsys::vulkan::fault_log as log;
 
 use std::ffi::{c_char, CStr};
 
@@ -475,10 +478,11 @@ pub unsafe extern "system" fn get_device_fault_reports_khr(
             if count.is_null() {
                 return vk::Result::ERROR_UNKNOWN;
             }
-            let deadline =
-                std::time::Instant::now().checked_add(std::time::Duration::from_nanos(timeout));
             let max = (!infos.is_null()).then_some(*count as usize);
-            let read = dev.fault.log.read(max, deadline);
+            let read = dev
+                .fault
+                .log
+                .read(max, std::time::Duration::from_nanos(timeout));
             if infos.is_null() {
                 *count = read.left as u32;
                 return if read.left > 0 {

@@ -121,17 +121,7 @@ pub fn run(
     }
     if dev.fault.masked_is_lost() {
         // deviceFaultDeviceLostOnMasked: the fault the layer would mask loses the device.
-        let killed = JobOutcome::Killed {
-            guilt: Guilt::Innocent,
-            fault: None,
-        };
-        if let Some(mut report) = FaultReport::from_outcome(&killed, n) {
-            report.description = format!(
-                "masked fault made fatal (deviceFaultDeviceLostOnMasked): another context's GPU \
-                 fault stopped submission {n}, which could have been replayed"
-            );
-            dev.set_lost(report);
-        }
+        dev.set_lost(FaultReport::masked_made_fatal(n));
         release(dev, q, &sub.from(0), Keep::SIGNALS, fence);
         return;
     }

@@ -181,6 +181,125 @@ mod tests {
     }
 
     #[test]
+    fn fault_reports_leave_the_callers_stype_and_pnext() {
+        use std::mem::{offset_of, MaybeUninit};
+        // The layout of VkDeviceFaultInfoKHR (LP64).
+        assert_eq!(offset_of!(agx_ws_fault_report, flags), 16);
+        assert_eq!(offset_of!(agx_ws_fault_report, group_id), 24);
+        assert_eq!(offset_of!(agx_ws_fault_report, description), 32);
+        assert_eq!(offset_of!(agx_ws_fault_report, fault_address_info), 288);
+        assert_eq!(
+            offset_of!(agx_ws_fault_report, instruction_address_info),
+            312
+        );
+        assert_eq!(offset_of!(agx_ws_fault_report, vendor_info), 336);
+        assert_eq!(size_of::<agx_ws_fault_report>(), 608);
+        let mut vk = ptr::null_mut();
+        let counts = |n| agx_ws_fault_report_counts {
+            struct_size: size_of::<agx_ws_fault_report_counts>() as u32,
+            report_count: n,
+            reports_left: 0,
+            lost: 0,
+        };
+        // SAFETY: valid pointers throughout; `c` and `reports` are ours.
+        unsafe {
+            assert_eq!(agx_ws_vk_device_create(&mut vk), 0);
+            assert_eq!(agx_ws_vk_device_set_masked_faults(vk, 4), -libc::EINVAL);
+            assert_eq!(
+                agx_ws_vk_device_set_masked_faults(vk, AGX_WS_VK_MASKED_FAULTS_REPORT),
+                0
+            );
+            let mut c = counts(0);
+            c.struct_size = 4;
+            assert_eq!(
+                agx_ws_vk_device_get_fault_reports(vk, 0, &mut c, ptr::null_mut()),
+                -libc::EINVAL
+            );
+            // Nothing yet: a bounded wait times out.
+            let mut c = counts(0);
+            let t0 = std::time::Instant::now();
+            assert_eq!(
+                agx_ws_vk_device_get_fault_reports(vk, 20_000_000, &mut c, ptr::null_mut()),
+                -libc::ETIME
+            );
+            assert!(t0.elapsed() >= std::time::Duration::from_millis(20));
+            assert_eq!((c.report_count, c.lost), (0, 0));
+            // A refused submit loses the device: one DEVICE_LOST group.
+            let mut r = 0;
+            assert_eq!(
+                agx_ws_vk_device_observe_submit_error(vk, -libc::ECANCELED, 2, &mut r),
+                0
+            );
+            let mut c = counts(0);
+            assert_eq!(
+                agx_ws_vk_device_get_fault_reports(
+                    vk,
+                    super::AGX_WS_TIMEOUT_INFINITE,
+                    &mut c,
+                    ptr::null_mut()
+                ),
+                0
+            );
+            let available = c.report_count;
+            assert!(available >= 2);
+            assert_eq!(c.lost, 1);
+            let mut reports: Vec<MaybeUninit<agx_ws_fault_report>> =
+                (0..8).map(|_| MaybeUninit::zeroed()).collect();
+            for r in &mut reports {
+                let p = r.as_mut_ptr();
+                (*p).reserved_type = 1_000_573_002;
+                (*p).reserved_next = 0x1234 as *mut std::ffi::c_void;
+            }
+            let base = reports.as_mut_ptr().cast::<agx_ws_fault_report>();
+            let mut c = counts(1);
+            assert_eq!(
+                agx_ws_vk_device_get_fault_reports(vk, 0, &mut c, base),
+                super::AGX_WS_INCOMPLETE
+            );
+            assert_eq!((c.report_count, c.reports_left), (1, available - 1));
+            let mut c = counts(8);
+            assert_eq!(
+                agx_ws_vk_device_get_fault_reports(vk, 0, &mut c, base.add(1)),
+                0
+            );
+            assert_eq!(c.report_count, available - 1);
+            let got: Vec<&agx_ws_fault_report> = reports[..available as usize]
+                .iter()
+                .map(|r| r.assume_init_ref())
+                .collect();
+            for r in &got {
+                assert_eq!(r.reserved_type, 1_000_573_002);
+                assert_eq!(r.reserved_next as usize, 0x1234);
+                assert_eq!(r.group_id, 1);
+                assert_ne!(r.flags & AGX_WS_FAULT_REPORT_VENDOR, 0);
+                assert_ne!(r.description[0], 0);
+            }
+            assert!(got[..got.len() - 1]
+                .iter()
+                .all(|r| r.flags & AGX_WS_FAULT_REPORT_DEVICE_LOST == 0));
+            assert_ne!(
+                got.last().unwrap().flags & AGX_WS_FAULT_REPORT_DEVICE_LOST,
+                0
+            );
+            // Each entry once: drained and lost, the next call returns at once.
+            let mut c = counts(8);
+            let t0 = std::time::Instant::now();
+            assert_eq!(
+                agx_ws_vk_device_get_fault_reports(
+                    vk,
+                    super::AGX_WS_TIMEOUT_INFINITE,
+                    &mut c,
+                    base
+                ),
+                -libc::ETIME
+            );
+            assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+            assert_eq!((c.report_count, c.lost), (0, 1));
+            assert_eq!(agx_ws_vk_device_destroy(vk), 0);
+        }
+    }
+
+    #[test]
     fn streams_write_into_caller_memory() {
         let mut s = ptr::null_mut();
         let mut buf = vec![0u8; 128];

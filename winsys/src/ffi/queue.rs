@@ -3,6 +3,7 @@
 
 use std::os::fd::IntoRawFd;
 use std::os::raw::c_int;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use super::cmd::agx_ws_cmdbuf;
@@ -39,6 +40,8 @@ pub(crate) struct JobObj {
     pub(crate) tracker: Option<Arc<ResetTracker>>,
     /// Its queue, to ask why a cancelled job never ran.
     pub(crate) queue: Queue,
+    /// Its outcome was given to a Vulkan device's fault state (`agx_ws_vk_device_wait_job`).
+    pub(crate) vk_observed: AtomicBool,
 }
 
 /// Queue priority (`agx_ws_queue_create`).
@@ -282,6 +285,7 @@ pub(crate) fn job_handle(
             job,
             tracker,
             queue: queue.clone(),
+            vk_observed: AtomicBool::new(false),
         })),
         Err(e) => {
             if let (Some(t), Some(s)) = (&tracker, submit_error_status(queue, &e)) {

@@ -1,7 +1,9 @@
 /*
  * A Vulkan-style flow: a VkDevice's work faults (guilty); the device is lost for ever (every
  * later status, wait and submit keeps returning VK_ERROR_DEVICE_LOST), and
- * vkGetDeviceFaultInfoEXT's report names the faulting address and access type.
+ * vkGetDeviceFaultInfoEXT's report names the faulting address and access type;
+ * vkGetDeviceFaultReportsKHR's log has the fault once, as one DEVICE_LOST group with the
+ * address (MEMORY_ADDRESS), and nothing after it.
  */
 #include "common.h"
 
@@ -128,6 +130,29 @@ main(void)
          saw_unit = vendor[i].vendor_fault_data == AGX_WS_UNIT_FRAGMENT;
    }
    CHECK(saw_guilt && saw_submission && saw_unit);
+
+   /* VK_KHR_device_fault: the log holds the fault once, one group, DEVICE_LOST last. */
+   struct agx_ws_fault_report_counts rc = {.struct_size = sizeof(rc)};
+   OK(agx_ws_vk_device_get_fault_reports(vk, 0, &rc, NULL));
+   CHECK(rc.report_count >= 2 && rc.report_count <= 8 && rc.lost == 1);
+   struct agx_ws_fault_report reports[8];
+   memset(reports, 0, sizeof(reports));
+   rc.report_count = 8;
+   OK(agx_ws_vk_device_get_fault_reports(vk, 0, &rc, reports));
+   CHECK(rc.reports_left == 0);
+   for (uint32_t i = 0; i < rc.report_count; i++) {
+      CHECK(reports[i].group_id == 1);
+      CHECK(!(reports[i].flags & AGX_WS_FAULT_REPORT_DEVICE_LOST) == (i + 1 < rc.report_count));
+      CHECK(strstr(reports[i].description, "submission 2") != NULL);
+   }
+   CHECK(reports[0].flags & AGX_WS_FAULT_REPORT_MEMORY_ADDRESS);
+   CHECK(reports[0].fault_address_info.reported_address == HOLE + 8);
+   CHECK(reports[0].fault_address_info.address_type == AGX_WS_FAULT_ADDRESS_WRITE_INVALID);
+   /* Read once: nothing more, at once, on a lost device. */
+   rc.report_count = 8;
+   CHECK(agx_ws_vk_device_get_fault_reports(vk, AGX_WS_TIMEOUT_INFINITE, &rc, reports) ==
+         -ETIME);
+   CHECK(rc.report_count == 0 && rc.lost == 1);
 
    OK(agx_ws_job_destroy(ok_job));
    OK(agx_ws_job_destroy(bad_job));

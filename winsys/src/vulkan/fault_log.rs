@@ -1,40 +1,61 @@
-//! The fault reports of one device for `vkGetDeviceFaultReportsKHR`: a bounded log, read
-//! destructively (each report is returned once, in order, to one caller), which a reader may
-//! wait on.
+//! The fault reports of one `VkDevice` for `vkGetDeviceFaultReportsKHR` (`VK_KHR_device_fault`):
+//! a bounded log, read destructively (each report is returned once, in order, to one caller),
+//! which a reader may wait on for a bounded time.
 //!
 //! A fault is a *group* of entries sharing a `groupId`: a device-losing fault gives one entry
 //! per address and vendor info of its [`FaultReport`], the last one flagged `DEVICE_LOST`,
-//! after which nothing is logged; a *masked* fault (a neighbour's fault the layer replayed
-//! invisibly) gives entries without `DEVICE_LOST`: its guilt, the submission it hit and the
-//! number of replays. When the log is full the oldest entries go and the next entry read
-//! carries `OVERFLOW` (the losing group is the newest, so it is never the one dropped).
+//! after which nothing is logged; a *masked* fault (a neighbour's fault whose victim was
+//! replayed invisibly, by the kernel's recovery or by the Vulkan layer) gives entries without
+//! `DEVICE_LOST`: its guilt, the submission it hit and the number of replays. When the log is
+//! full the oldest entries go and the next entry read carries `OVERFLOW` (the losing group is
+//! the newest, so it is never the one dropped).
+//!
+//! Shared by the Vulkan layer (`agx-vk-layer`) and, through the C ABI, honeykrisp.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex};
-use std::time::Instant;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use agx_winsys::outcome::{FaultKind, Guilt};
-use agx_winsys::vulkan::{
+use super::{
     guilt_code, guilt_name, kind_code, vendor_code, FaultAddress, FaultReport, FaultVendorInfo,
 };
+use crate::outcome::{FaultKind, Guilt};
 
-use super::khr::flags;
-use crate::dispatch::lock;
+/// `VkDeviceFaultFlagBitsKHR` (same values).
+pub mod flags {
+    /// The fault lost the device (the last entry of its group); nothing follows it.
+    pub const DEVICE_LOST: u32 = 1 << 0;
+    /// `faultAddressInfo` is filled.
+    pub const MEMORY_ADDRESS: u32 = 1 << 1;
+    /// `instructionAddressInfo` is filled.
+    pub const INSTRUCTION_ADDRESS: u32 = 1 << 2;
+    /// `vendorInfo` is filled.
+    pub const VENDOR: u32 = 1 << 3;
+    /// The fault was a GPU timeout.
+    pub const WATCHDOG_TIMEOUT: u32 = 1 << 4;
+    /// Earlier reports were lost (the log overflowed); set on the first entry read after.
+    pub const OVERFLOW: u32 = 1 << 5;
+}
 
 /// How many entries the log keeps (`maxDeviceFaultCount`). Model constant.
 pub const CAPACITY: usize = 64;
 
-/// Vendor info code of the replay count in masked reports (`vendorFaultData`: how many times
-/// the submission was re-run).
-pub const VENDOR_CODE_REPLAYS: u64 = 6;
+/// The longest a reader waits, whatever timeout it asked for (about 31.7 years): every wait of
+/// the library is bounded, and `Instant` arithmetic must not overflow.
+const MAX_WAIT: Duration = Duration::from_secs(1 << 30);
 
 /// One `VkDeviceFaultInfoKHR`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// `flags` ([`flags`]).
     pub flags: u32,
+    /// `groupId`: the entries of one fault share it (1, 2, ... per device).
     pub group: u64,
+    /// `description`.
     pub description: String,
+    /// `faultAddressInfo` (`MEMORY_ADDRESS`).
     pub address: Option<FaultAddress>,
+    /// `vendorInfo` (`VENDOR`).
     pub vendor: Option<FaultVendorInfo>,
 }
 
@@ -48,7 +69,7 @@ struct Inner {
     closed: bool,
 }
 
-/// The log.
+/// The log of one device.
 #[derive(Debug, Default)]
 pub struct FaultLog {
     inner: Mutex<Inner>,
@@ -58,12 +79,24 @@ pub struct FaultLog {
 /// What a read returned.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Read {
+    /// The entries taken, oldest first (none for a read that only counts).
     pub entries: Vec<Entry>,
     /// Entries still in the log after this read.
     pub left: usize,
+    /// The log is closed (the device is lost): nothing will be logged any more.
+    pub closed: bool,
 }
 
 impl FaultLog {
+    /// An empty log.
+    pub fn new() -> FaultLog {
+        FaultLog::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Logs one fault made of `parts` (flags, address, vendor info), all with `description`;
     /// `lost` flags the last entry `DEVICE_LOST` and closes the log.
     fn push_group(
@@ -72,7 +105,7 @@ impl FaultLog {
         parts: Vec<(u32, Option<FaultAddress>, Option<FaultVendorInfo>)>,
         lost: bool,
     ) {
-        let mut g = lock(&self.inner);
+        let mut g = self.lock();
         if g.closed {
             return;
         }
@@ -128,7 +161,7 @@ impl FaultLog {
                 vendor(format!("submission: {n}"), vendor_code::SUBMISSION, n),
                 vendor(
                     format!("replays: {replays}"),
-                    VENDOR_CODE_REPLAYS,
+                    vendor_code::REPLAYS,
                     u64::from(replays),
                 ),
             ],
@@ -138,6 +171,7 @@ impl FaultLog {
 
     /// The fault that lost the device: one entry per address and vendor info of `report`
     /// (one at least), `WATCHDOG_TIMEOUT` on every entry of a hang, `DEVICE_LOST` on the last.
+    /// Closes the log.
     pub fn lost(&self, report: &FaultReport) {
         let hang = report
             .vendor
@@ -162,29 +196,33 @@ impl FaultLog {
         self.push_group(&report.description, parts, true);
     }
 
-    /// Takes up to `max` entries (none: only counts them), waiting until one is there or
-    /// `deadline` passes (`None`: no deadline). A closed, drained log returns at once: nothing
-    /// more will come. The condition variable is waited on without any other lock held.
-    pub fn read(&self, max: Option<usize>, deadline: Option<Instant>) -> Read {
-        let mut g = lock(&self.inner);
+    /// Takes up to `max` entries (`None`: only counts them), waiting up to `timeout` until one
+    /// is there. A closed, drained log returns at once: nothing more will come. The wait is
+    /// bounded (at most about 31 years, whatever `timeout` says) and holds no lock: the
+    /// condition variable releases the log's mutex while it waits.
+    pub fn read(&self, max: Option<usize>, timeout: Duration) -> Read {
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout.min(MAX_WAIT))
+            .unwrap_or(now + Duration::from_secs(1));
+        let mut g = self.lock();
         while g.entries.is_empty() && !g.closed {
             let now = Instant::now();
-            match deadline {
-                Some(d) if d <= now => break,
-                Some(d) => {
-                    g = self
-                        .cv
-                        .wait_timeout(g, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-                None => g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+            if deadline <= now {
+                break;
             }
+            g = self
+                .cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
+        let closed = g.closed;
         let Some(max) = max else {
             return Read {
                 entries: Vec::new(),
                 left: g.entries.len(),
+                closed,
             };
         };
         let k = max.min(g.entries.len());
@@ -197,6 +235,7 @@ impl FaultLog {
         Read {
             entries,
             left: g.entries.len(),
+            closed,
         }
     }
 }
@@ -204,10 +243,11 @@ impl FaultLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agx_winsys::outcome::{FaultInfo, FaultUnit};
-    use agx_winsys::JobOutcome;
+    use crate::outcome::{FaultInfo, FaultUnit};
+    use crate::JobOutcome;
     use std::sync::Arc;
-    use std::time::Duration;
+
+    const LONG: Duration = Duration::from_secs(20);
 
     fn guilty_report() -> FaultReport {
         FaultReport::from_outcome(
@@ -227,22 +267,23 @@ mod tests {
 
     #[test]
     fn masked_then_lost_in_order_once() {
-        let log = FaultLog::default();
+        let log = FaultLog::new();
         log.masked(3, 1);
         log.lost(&guilty_report());
         log.masked(9, 1); // after the loss: nothing more
-        let r = log.read(None, Some(Instant::now()));
+        let r = log.read(None, Duration::ZERO);
         assert_eq!(r.left, 3 + 4);
-        let r = log.read(Some(2), None);
+        assert!(r.closed);
+        let r = log.read(Some(2), LONG);
         assert_eq!(r.left, 5);
         assert!(r.entries.iter().all(|e| e.group == 1));
         assert!(r.entries.iter().all(|e| e.flags == flags::VENDOR));
         assert_eq!(r.entries[1].vendor.as_ref().unwrap().data, 3);
-        let r = log.read(Some(10), None);
+        let r = log.read(Some(10), LONG);
         assert_eq!(r.left, 0);
         assert_eq!(
             r.entries[0].vendor.as_ref().unwrap().code,
-            VENDOR_CODE_REPLAYS
+            vendor_code::REPLAYS
         );
         let lost: Vec<&Entry> = r.entries.iter().filter(|e| e.group == 2).collect();
         assert_eq!(lost.len(), 4);
@@ -250,31 +291,34 @@ mod tests {
         assert_eq!(lost[0].address.unwrap().address, 0x7fde_ad00_1000);
         assert!(lost[..3].iter().all(|e| e.flags & flags::DEVICE_LOST == 0));
         assert_ne!(lost[3].flags & flags::DEVICE_LOST, 0);
-        // Drained and closed: a read with no deadline returns at once.
-        let r = log.read(Some(1), None);
-        assert!(r.entries.is_empty());
+        // Drained and closed: a read with a long timeout returns at once.
+        let t0 = Instant::now();
+        let r = log.read(Some(1), LONG);
+        assert!(r.entries.is_empty() && r.closed);
+        assert!(t0.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
     fn hang_is_a_watchdog_timeout() {
-        let log = FaultLog::default();
+        let log = FaultLog::new();
         let r = FaultReport::from_outcome(&JobOutcome::TimedOut, 2).unwrap();
         log.lost(&r);
-        let e = log.read(Some(100), None).entries;
+        let e = log.read(Some(100), LONG).entries;
+        assert!(!e.is_empty());
         assert!(e.iter().all(|e| e.flags & flags::WATCHDOG_TIMEOUT != 0));
         assert!(e.iter().all(|e| e.flags & flags::MEMORY_ADDRESS == 0));
     }
 
     #[test]
     fn overflow_keeps_the_newest_and_says_so() {
-        let log = FaultLog::default();
+        let log = FaultLog::new();
         for n in 1..=30 {
             log.masked(n, 1); // 3 entries each: 90 > CAPACITY
         }
-        let r = log.read(Some(1), None);
+        let r = log.read(Some(1), LONG);
         assert_eq!(r.left, CAPACITY - 1);
         assert_ne!(r.entries[0].flags & flags::OVERFLOW, 0);
-        let r = log.read(Some(CAPACITY), None);
+        let r = log.read(Some(CAPACITY), LONG);
         assert!(r.entries.iter().all(|e| e.flags & flags::OVERFLOW == 0));
         let last = r.entries.last().unwrap();
         assert_eq!(last.group, 30);
@@ -282,19 +326,28 @@ mod tests {
 
     #[test]
     fn a_reader_waits_for_a_fault_from_another_thread() {
-        let log = Arc::new(FaultLog::default());
+        let log = Arc::new(FaultLog::new());
         let t0 = Instant::now();
-        let r = log.read(Some(1), Some(t0 + Duration::from_millis(50)));
-        assert!(r.entries.is_empty());
+        let r = log.read(Some(1), Duration::from_millis(50));
+        assert!(r.entries.is_empty() && !r.closed);
         assert!(t0.elapsed() >= Duration::from_millis(50));
         let l2 = log.clone();
         let writer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
             l2.masked(5, 2);
         });
-        let r = log.read(Some(8), Some(Instant::now() + Duration::from_secs(20)));
+        let r = log.read(Some(8), LONG);
         writer.join().unwrap();
         assert_eq!(r.entries.len(), 3);
-        assert!(t0.elapsed() < Duration::from_secs(20));
+        assert!(t0.elapsed() < LONG);
+    }
+
+    #[test]
+    fn the_longest_timeout_is_bounded_and_does_not_overflow() {
+        let log = FaultLog::new();
+        log.masked(1, 1);
+        // u64::MAX ns (the C ABI's "infinite") with an entry there: returns at once.
+        let r = log.read(Some(3), Duration::from_nanos(u64::MAX));
+        assert_eq!(r.entries.len(), 3);
     }
 }
