@@ -197,6 +197,8 @@ pub fn log_shows_device_lost(text: &str) -> bool {
     text.contains("StatusCode=\"DeviceLost\"")
         || text.contains("VK_ERROR_DEVICE_LOST")
         || text.contains("  DeviceLost (")
+        // A test that checks a call's result itself: `vkWaitForFences Fail (DEVICE_LOST)`.
+        || text.contains("Fail (DEVICE_LOST)")
 }
 
 /// The part of a dEQP stdout log about `test` (from its `Test case '...'..` line to the next
@@ -281,6 +283,9 @@ mod tests {
         ));
         assert!(!log_shows_device_lost(
             "<Result StatusCode=\"Fail\">Image comparison failed</Result>"
+        ));
+        assert!(log_shows_device_lost(
+            "<Text>Vulkan::Calling vkWaitForFences Fail (DEVICE_LOST)\n</Text>"
         ));
     }
 }

@@ -219,6 +219,7 @@ fn cmd_run(a: RunArgs) -> Result<bool, String> {
             )
         },
         xdg: xdg_dir(&output)?,
+        tests_per_group: None,
     };
     let mut configs = vec![Config::baseline(), Config::noplan()];
     configs.extend(a.plans.iter().map(|p| Config::plan(p)));
@@ -252,6 +253,7 @@ fn cmd_run(a: RunArgs) -> Result<bool, String> {
         runs.push(r);
     }
     let base = runs.remove(0);
+    rerun_wrong_results_alone(&setup, &base, &runs)?;
     // Rule-breaking tests are rerun without the layer: a test flaky on the driver alone is
     // reported, not blamed on the layer.
     let first: Vec<summary::Verdict> = runs
@@ -268,6 +270,39 @@ fn cmd_run(a: RunArgs) -> Result<bool, String> {
         .map(|r| summary::verdict(&base, r, &confirm))
         .collect();
     finish(&output, &base, &verdicts)
+}
+
+/// Reruns each run's wrong results alone (one test per dEQP process, under the run's plan)
+/// into the run's `alone/`: a failure that only followed an earlier test's device loss in a
+/// shared process is told from a wrong result there (`summary::verdict`).
+fn rerun_wrong_results_alone(setup: &Setup, base: &Run, runs: &[Run]) -> Result<(), String> {
+    for r in runs {
+        let v = summary::verdict(base, r, &BTreeMap::new());
+        let tests: Vec<&str> = v
+            .differences
+            .iter()
+            .filter(|d| d.class == crate::classify::Class::WrongResult)
+            .map(|d| d.test.as_str())
+            .collect();
+        if tests.is_empty() {
+            continue;
+        }
+        let list = r.dir.join("alone-caselist.txt");
+        std::fs::write(&list, tests.join("\n") + "\n").map_err(|e| e.to_string())?;
+        eprintln!(
+            "agx-deqp: {}: rerunning {} wrong result(s) alone, one per dEQP process",
+            r.config.name,
+            tests.len()
+        );
+        let s = Setup {
+            fraction: 1,
+            fraction_start: 1,
+            tests_per_group: Some(1),
+            ..setup.clone()
+        };
+        run::run(&s, &r.config, &list, &r.dir.join(summary::ALONE_DIR))?;
+    }
+    Ok(())
 }
 
 /// Reruns `tests` without the layer `times` times; their statuses.

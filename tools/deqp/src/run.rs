@@ -72,6 +72,8 @@ pub struct Setup {
     pub flakes: Option<PathBuf>,
     /// A private `XDG_RUNTIME_DIR` (mode 0700), as lavapipe's WSI wants.
     pub xdg: PathBuf,
+    /// deqp-runner's `--tests-per-group` (tests per dEQP process), when not its default.
+    pub tests_per_group: Option<usize>,
 }
 
 /// A finished run.
@@ -110,6 +112,9 @@ pub fn run(setup: &Setup, config: &Config, caselist: &Path, dir: &Path) -> Resul
         .arg("0");
     if let Some(f) = &setup.flakes {
         cmd.arg("--flakes").arg(f);
+    }
+    if let Some(n) = setup.tests_per_group {
+        cmd.arg("--tests-per-group").arg(n.to_string());
     }
     cmd.arg("--")
         .arg("--deqp-log-images=disable")
@@ -194,10 +199,26 @@ pub fn device_lost(dir: &Path, test: &str) -> bool {
             return true;
         }
     }
+    process_logs(dir, test)
+        .iter()
+        .any(|text| stdout_section(text, test).is_some_and(log_shows_device_lost))
+}
+
+/// Whether the layer reported a lost device (its one line on stderr) in a dEQP process that
+/// ran `test`: an earlier test of the process may have lost the device they share.
+pub fn layer_lost_device_in_process(dir: &Path, test: &str) -> bool {
+    process_logs(dir, test)
+        .iter()
+        .any(|text| text.contains("VK_LAYER_AGX_fault: device lost"))
+}
+
+/// The dEQP process logs (stdout and stderr) deqp-runner names for `test` in its log.
+fn process_logs(dir: &Path, test: &str) -> Vec<String> {
     let Ok(runner) = std::fs::read_to_string(dir.join("runner.log")) else {
-        return false;
+        return Vec::new();
     };
     let prefix = format!("Test {test}: ");
+    let mut logs = Vec::new();
     for line in runner.lines() {
         let Some(rest) = line.split_once(&prefix).map(|(_, r)| r) else {
             continue;
@@ -215,12 +236,10 @@ pub fn device_lost(dir: &Path, test: &str) -> bool {
             dir.join(p.file_name().unwrap_or_default())
         };
         if let Ok(text) = std::fs::read_to_string(&p) {
-            if stdout_section(&text, test).is_some_and(log_shows_device_lost) {
-                return true;
-            }
+            logs.push(text);
         }
     }
-    false
+    logs
 }
 
 /// The layer's statistics of a run: the per-process `AGX_FAULT_STATS` files summed.

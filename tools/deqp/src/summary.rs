@@ -3,8 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::classify::{breaks_rule, classify, Class, PlanKind, Status};
-use crate::run::{census, device_lost, Run};
+use crate::classify::{breaks_rule, classify, parse_results, Class, PlanKind, Status};
+use crate::run::{census, device_lost, layer_lost_device_in_process, Run};
+
+/// Where a run keeps the reruns of its wrong results, one test per dEQP process.
+pub const ALONE_DIR: &str = "alone";
 
 /// One test that differs from the baseline.
 #[derive(Clone, Debug)]
@@ -18,6 +21,10 @@ pub struct Difference {
     /// Reruns without the layer gave more than one result: the test is flaky on the driver
     /// alone, so its difference is not the layer's.
     pub flaky_without_layer: bool,
+    /// A failure in a dEQP process whose shared device the layer had lost (in an earlier
+    /// test): the test's status rerun alone under the same plan, which showed it is no wrong
+    /// result of its own.
+    pub alone: Option<Status>,
 }
 
 /// The verdict on one run.
@@ -57,12 +64,30 @@ pub fn verdict(base: &Run, run: &Run, confirm: &BTreeMap<String, BTreeSet<Status
     let mut counts: BTreeMap<Class, usize> = Class::ALL.iter().map(|c| (*c, 0)).collect();
     let mut differences = Vec::new();
     let (mut baseline_pass, mut still_pass, mut lost) = (0, 0, 0);
+    let alone = std::fs::read_to_string(run.dir.join(ALONE_DIR).join("results.csv"))
+        .ok()
+        .and_then(|t| parse_results(&t).ok())
+        .unwrap_or_default();
     for (test, &b) in &base.results {
         let Some(&r) = run.results.get(test) else {
             continue;
         };
         let dl = r != b && r != Status::Pass && device_lost(&run.dir, test);
-        let class = classify(b, r, dl);
+        let mut class = classify(b, r, dl);
+        // dEQP shares one device across the tests of a process: after a test lost it, the
+        // next ones fail on it without saying why. Such a failure is a loss if the layer
+        // reported one in that process and the test, alone under the same plan, passes or
+        // loses its own device; otherwise it stays a wrong result.
+        let mut alone_status = None;
+        if class == Class::WrongResult && layer_lost_device_in_process(&run.dir, test) {
+            let alone_dir = run.dir.join(ALONE_DIR);
+            if let Some(&a) = alone.get(test) {
+                if a == Status::Pass || device_lost(&alone_dir, test) {
+                    class = Class::DeviceLost;
+                    alone_status = Some(a);
+                }
+            }
+        }
         *counts.entry(class).or_default() += 1;
         if b == Status::Pass {
             baseline_pass += 1;
@@ -82,6 +107,7 @@ pub fn verdict(base: &Run, run: &Run, confirm: &BTreeMap<String, BTreeSet<Status
                 class,
                 breaks,
                 flaky_without_layer,
+                alone: alone_status,
             });
         }
     }
@@ -175,11 +201,16 @@ pub fn markdown(base: &Run, verdicts: &[Verdict]) -> String {
             s += &format!("\n{} — differences other than DeviceLost:\n\n", v.name);
             for d in notable {
                 s += &format!(
-                    "- {} {}: {} -> {}{}{}\n",
+                    "- {} {}: {} -> {}{}{}{}\n",
                     d.class.name(),
                     d.test,
                     d.base,
                     d.run,
+                    d.alone
+                        .map(|a| format!(
+                            " (its dEQP process had lost the device; alone under the plan: {a})"
+                        ))
+                        .unwrap_or_default(),
                     if d.breaks { " (breaks the rule)" } else { "" },
                     if d.flaky_without_layer {
                         " (flaky without the layer too: not counted)"
@@ -236,6 +267,7 @@ pub fn json(base: &Run, verdicts: &[Verdict]) -> serde_json::Value {
                     "test": d.test, "baseline": d.base.name(), "run": d.run.name(),
                     "class": d.class.name(), "breaks_rule": d.breaks,
                     "flaky_without_layer": d.flaky_without_layer,
+                    "alone": d.alone.map(|a| a.name()),
                 })).collect::<Vec<_>>(),
                 "census": v.census,
             })
@@ -245,4 +277,72 @@ pub fn json(base: &Run, verdicts: &[Verdict]) -> serde_json::Value {
         "baseline": {"tests": base.results.len(), "wall_s": base.wall_s},
         "runs": runs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::Config;
+
+    fn run_of(dir: &std::path::Path, config: Config, results: &[(&str, Status)]) -> Run {
+        Run {
+            config,
+            dir: dir.to_path_buf(),
+            results: results.iter().map(|(t, s)| (t.to_string(), *s)).collect(),
+            wall_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_failure_after_a_loss_in_its_process_is_a_loss_only_if_alone_says_so() {
+        let root = std::env::temp_dir().join(format!("agx-deqp-alone-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("neighbor-every_1");
+        std::fs::create_dir_all(dir.join(ALONE_DIR)).unwrap();
+        // One process ran a (which lost the device), b and c: b and c failed without a reason.
+        std::fs::write(
+            dir.join("c0.r1.log"),
+            "stdout:\nTest case 'dEQP-VK.b'..\n  Fail (Fail)\nTest case 'dEQP-VK.c'..\n  \
+             Fail (Fail)\nstderr:\nVK_LAYER_AGX_fault: device lost: job stopped\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("runner.log"),
+            "ERROR - Test dEQP-VK.b: Fail: See \"x/c0.r1.log\"\n\
+             ERROR - Test dEQP-VK.c: Fail: See \"x/c0.r1.log\"\n\
+             ERROR - Test dEQP-VK.d: Fail: See \"x/c0.r2.log\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("c0.r2.log"),
+            "stdout:\nTest case 'dEQP-VK.d'..\n  Fail\n",
+        )
+        .unwrap();
+        // Alone: b passes, c fails again without a lost device, d passes.
+        std::fs::write(
+            dir.join(ALONE_DIR).join("results.csv"),
+            "dEQP-VK.b,Pass,0.1\ndEQP-VK.c,Fail,0.1\ndEQP-VK.d,Pass,0.1\n",
+        )
+        .unwrap();
+        let tests = ["dEQP-VK.b", "dEQP-VK.c", "dEQP-VK.d"];
+        let base = run_of(
+            &root.join("baseline"),
+            Config::baseline(),
+            &tests.map(|t| (t, Status::Pass)),
+        );
+        let run = run_of(
+            &dir,
+            Config::plan("neighbor-every@1"),
+            &tests.map(|t| (t, Status::Fail)),
+        );
+        let v = verdict(&base, &run, &BTreeMap::new());
+        let class = |t: &str| v.differences.iter().find(|d| d.test == t).unwrap().class;
+        assert_eq!(class("dEQP-VK.b"), Class::DeviceLost);
+        // Fails alone too, with no loss: a wrong result.
+        assert_eq!(class("dEQP-VK.c"), Class::WrongResult);
+        // Passes alone, but no loss was reported in its process: still a wrong result.
+        assert_eq!(class("dEQP-VK.d"), Class::WrongResult);
+        assert!(!v.ok());
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
