@@ -64,6 +64,7 @@ pub fn verdict(base: &Run, run: &Run, confirm: &BTreeMap<String, BTreeSet<Status
     let mut counts: BTreeMap<Class, usize> = Class::ALL.iter().map(|c| (*c, 0)).collect();
     let mut differences = Vec::new();
     let (mut baseline_pass, mut still_pass, mut lost) = (0, 0, 0);
+    let flakes = known_flakes(&run.dir);
     let alone = std::fs::read_to_string(run.dir.join(ALONE_DIR).join("results.csv"))
         .ok()
         .and_then(|t| parse_results(&t).ok())
@@ -74,6 +75,11 @@ pub fn verdict(base: &Run, run: &Run, confirm: &BTreeMap<String, BTreeSet<Status
         };
         let dl = r != b && r != Status::Pass && device_lost(&run.dir, test);
         let mut class = classify(b, r, dl);
+        // deqp-runner labels a listed flake that failed and then passed on its retry `Flake`,
+        // like any other; a listed test is the driver's known flake either way.
+        if (b == Status::Flake || r == Status::Flake) && flakes.is_match(test) {
+            class = Class::KnownFlake;
+        }
         // dEQP shares one device across the tests of a process: after a test lost it, the
         // next ones fail on it without saying why. Such a failure is a loss if the layer
         // reported one in that process and the test, alone under the same plan, passes or
@@ -123,6 +129,22 @@ pub fn verdict(base: &Run, run: &Run, confirm: &BTreeMap<String, BTreeSet<Status
         differences,
         census: census(&run.dir),
     }
+}
+
+/// The `--flakes` regexes a run was made with (its `run.json`); none if it had no list.
+fn known_flakes(dir: &std::path::Path) -> regex::RegexSet {
+    let list = std::fs::read_to_string(dir.join("run.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|m| m["flakes"].as_str().map(str::to_string))
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let patterns = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| format!("^(?:{l})$"));
+    regex::RegexSet::new(patterns).unwrap_or_else(|_| regex::RegexSet::empty())
 }
 
 fn pct(a: usize, b: usize) -> String {
@@ -343,6 +365,33 @@ mod tests {
         // Passes alone, but no loss was reported in its process: still a wrong result.
         assert_eq!(class("dEQP-VK.d"), Class::WrongResult);
         assert!(!v.ok());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_flake_is_known_only_if_listed() {
+        let root = std::env::temp_dir().join(format!("agx-deqp-flakes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("noplan");
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = root.join("flakes.txt");
+        std::fs::write(&list, "# comment\n\ndEQP-VK\\.f\\..*\n").unwrap();
+        std::fs::write(
+            dir.join("run.json"),
+            serde_json::json!({ "flakes": list.display().to_string() }).to_string(),
+        )
+        .unwrap();
+        let tests = ["dEQP-VK.f.x", "dEQP-VK.g"];
+        let base = run_of(
+            &root.join("baseline"),
+            Config::baseline(),
+            &tests.map(|t| (t, Status::Pass)),
+        );
+        let run = run_of(&dir, Config::noplan(), &tests.map(|t| (t, Status::Flake)));
+        let v = verdict(&base, &run, &BTreeMap::new());
+        let class = |t: &str| v.differences.iter().find(|d| d.test == t).unwrap().class;
+        assert_eq!(class("dEQP-VK.f.x"), Class::KnownFlake);
+        assert_eq!(class("dEQP-VK.g"), Class::WrongResult);
         let _ = std::fs::remove_dir_all(&root);
     }
 }
