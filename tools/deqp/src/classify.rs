@@ -100,6 +100,9 @@ pub enum Class {
     /// A test of the known-flakes list (`lavapipe-flakes.txt`) failed in either run: the
     /// driver's own flakiness, never counted as Pass nor as a rule violation.
     KnownFlake,
+    /// Failed, then passed on deqp-runner's retry (its `Flake`), and not a known flake:
+    /// reported; under a `neighbor` plan a violation (a wrong result or a hang once is one).
+    Flaky,
     /// Any other new failure: never allowed under a `neighbor` plan.
     WrongResult,
     Crash,
@@ -107,11 +110,12 @@ pub enum Class {
 }
 
 impl Class {
-    pub const ALL: [Class; 7] = [
+    pub const ALL: [Class; 8] = [
         Class::Same,
         Class::Gained,
         Class::DeviceLost,
         Class::KnownFlake,
+        Class::Flaky,
         Class::WrongResult,
         Class::Crash,
         Class::Timeout,
@@ -123,6 +127,7 @@ impl Class {
             Class::Gained => "Gained",
             Class::DeviceLost => "DeviceLost",
             Class::KnownFlake => "KnownFlake",
+            Class::Flaky => "Flaky",
             Class::WrongResult => "WrongResult",
             Class::Crash => "Crash",
             Class::Timeout => "Timeout",
@@ -133,7 +138,8 @@ impl Class {
 /// Classifies one test: `base` without the layer, `run` with it, `device_lost` whether the
 /// run's log of the test shows `VK_ERROR_DEVICE_LOST`.
 pub fn classify(base: Status, run: Status, device_lost: bool) -> Class {
-    if run == Status::KnownFlake || base == Status::KnownFlake {
+    // A flake of the baseline is the driver's own, whatever deqp-runner's list says.
+    if run == Status::KnownFlake || base == Status::KnownFlake || base == Status::Flake {
         return Class::KnownFlake;
     }
     if run == base {
@@ -142,6 +148,7 @@ pub fn classify(base: Status, run: Status, device_lost: bool) -> Class {
     match run {
         Status::Pass => Class::Gained,
         Status::Timeout => Class::Timeout,
+        Status::Flake => Class::Flaky,
         _ if device_lost => Class::DeviceLost,
         Status::Crash => Class::Crash,
         _ => Class::WrongResult,
@@ -155,11 +162,16 @@ pub fn classify(base: Status, run: Status, device_lost: bool) -> Class {
 pub fn breaks_rule(kind: PlanKind, base: Status, class: Class) -> bool {
     match kind {
         PlanKind::NoPlan => match class {
-            Class::Same | Class::KnownFlake => false,
+            // A failure that did not come back on deqp-runner's retry: reported, not blamed
+            // (nothing of the layer runs differently without a plan; see tools/deqp/README).
+            Class::Same | Class::KnownFlake | Class::Flaky => false,
             Class::Gained => base != Status::Skip,
             _ => true,
         },
-        PlanKind::Neighbor => matches!(class, Class::WrongResult | Class::Crash | Class::Timeout),
+        PlanKind::Neighbor => matches!(
+            class,
+            Class::WrongResult | Class::Flaky | Class::Crash | Class::Timeout
+        ),
         PlanKind::Guilty => matches!(class, Class::Crash | Class::Timeout),
     }
 }
@@ -224,7 +236,8 @@ mod tests {
         assert_eq!(classify(Pass, Fail, true), Class::DeviceLost);
         assert_eq!(classify(Pass, Crash, false), Class::Crash);
         assert_eq!(classify(Pass, Fail, false), Class::WrongResult);
-        assert_eq!(classify(Pass, Flake, false), Class::WrongResult);
+        assert_eq!(classify(Pass, Flake, false), Class::Flaky);
+        assert_eq!(classify(Flake, Pass, false), Class::KnownFlake);
         assert_eq!(classify(Pass, Skip, false), Class::WrongResult);
         assert_eq!(classify(Pass, Timeout, true), Class::Timeout);
         assert_eq!(classify(Fail, Crash, false), Class::Crash);
@@ -248,6 +261,12 @@ mod tests {
         assert!(!breaks_rule(PlanKind::NoPlan, Status::Skip, Gained));
         assert!(breaks_rule(PlanKind::NoPlan, Status::Fail, Gained));
         assert!(breaks_rule(PlanKind::NoPlan, Status::Pass, DeviceLost));
+        assert!(!breaks_rule(PlanKind::NoPlan, Status::Pass, Flaky));
+        assert!(breaks_rule(
+            PlanKind::of("neighbor-every@1"),
+            Status::Pass,
+            Flaky
+        ));
         assert!(!breaks_rule(PlanKind::Guilty, Status::Pass, WrongResult));
         for k in [PlanKind::NoPlan, n, PlanKind::Guilty] {
             assert!(!breaks_rule(k, Status::Pass, KnownFlake));

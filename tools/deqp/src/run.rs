@@ -212,6 +212,21 @@ pub fn layer_lost_device_in_process(dir: &Path, test: &str) -> bool {
         .any(|text| text.contains("VK_LAYER_AGX_fault: device lost"))
 }
 
+/// Whether `test` passed by dEQP's own verdict in a process that then died of glibc's heap
+/// check at exit ("corrupted double-linked list" and the like): lavapipe's known teardown
+/// crash (seen without the layer, `lavapipe-flakes.txt`), which deqp-runner blames on the
+/// test that ran last.
+pub fn passed_then_died_at_exit(dir: &Path, test: &str) -> bool {
+    process_logs(dir, test).iter().any(|text| {
+        let passed = stdout_section(text, test)
+            .is_some_and(|s| s.lines().nth(1).is_some_and(|l| l.starts_with("  Pass (")));
+        let heap = text.split_once("\nstderr:").is_some_and(|(_, err)| {
+            err.contains("double-linked list") || err.contains("double linked list")
+        });
+        passed && heap
+    })
+}
+
 /// The dEQP process logs (stdout and stderr) deqp-runner names for `test` in its log.
 fn process_logs(dir: &Path, test: &str) -> Vec<String> {
     let Ok(runner) = std::fs::read_to_string(dir.join("runner.log")) else {

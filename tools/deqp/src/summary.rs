@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::classify::{breaks_rule, classify, parse_results, Class, PlanKind, Status};
-use crate::run::{census, device_lost, layer_lost_device_in_process, Run};
+use crate::run::{
+    census, device_lost, layer_lost_device_in_process, passed_then_died_at_exit, Run,
+};
 
 /// Where a run keeps the reruns of its wrong results, one test per dEQP process.
 pub const ALONE_DIR: &str = "alone";
@@ -78,6 +80,9 @@ pub fn verdict(base: &Run, run: &Run, confirm: &BTreeMap<String, BTreeSet<Status
         // deqp-runner labels a listed flake that failed and then passed on its retry `Flake`,
         // like any other; a listed test is the driver's known flake either way.
         if (b == Status::Flake || r == Status::Flake) && flakes.is_match(test) {
+            class = Class::KnownFlake;
+        }
+        if class == Class::Flaky && passed_then_died_at_exit(&run.dir, test) {
             class = Class::KnownFlake;
         }
         // dEQP shares one device across the tests of a process: after a test lost it, the
@@ -190,11 +195,11 @@ pub fn markdown(base: &Run, verdicts: &[Verdict]) -> String {
         base.wall_s
     );
     s += "| run | tests | Pass (of baseline Pass) | DeviceLost | WrongResult | Crash | Timeout | \
-          Gained | KnownFlake | wall | rule |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+          Gained | KnownFlake | Flaky | wall | rule |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     for v in verdicts {
         let c = |k| v.counts.get(&k).copied().unwrap_or(0);
         s += &format!(
-            "| {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {:.0} s | {} |\n",
+            "| {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {:.0} s | {} |\n",
             if v.plan.is_empty() {
                 "layer, no plan".to_string()
             } else {
@@ -209,6 +214,7 @@ pub fn markdown(base: &Run, verdicts: &[Verdict]) -> String {
             c(Class::Timeout),
             c(Class::Gained),
             c(Class::KnownFlake),
+            c(Class::Flaky),
             v.wall_s,
             if v.ok() { "held" } else { "BROKEN" }
         );
@@ -391,7 +397,40 @@ mod tests {
         let v = verdict(&base, &run, &BTreeMap::new());
         let class = |t: &str| v.differences.iter().find(|d| d.test == t).unwrap().class;
         assert_eq!(class("dEQP-VK.f.x"), Class::KnownFlake);
-        assert_eq!(class("dEQP-VK.g"), Class::WrongResult);
+        assert_eq!(class("dEQP-VK.g"), Class::Flaky);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_pass_whose_process_died_of_heap_corruption_at_exit_is_a_known_flake() {
+        let root = std::env::temp_dir().join(format!("agx-deqp-exit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("noplan");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("c0.r1.log"),
+            "stdout:\nTest case 'dEQP-VK.a'..\n  Pass (OK)\n\nTest case 'dEQP-VK.b'..\n  Fail (bad)\n\
+             \nstderr:\n-------\ncorrupted double-linked list\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("runner.log"),
+            "ERROR - Test dEQP-VK.a: Crash: See \"x/c0.r1.log\"\n\
+             ERROR - Test dEQP-VK.b: Crash: See \"x/c0.r1.log\"\n",
+        )
+        .unwrap();
+        let tests = ["dEQP-VK.a", "dEQP-VK.b"];
+        let base = run_of(
+            &root.join("baseline"),
+            Config::baseline(),
+            &tests.map(|t| (t, Status::Pass)),
+        );
+        let run = run_of(&dir, Config::noplan(), &tests.map(|t| (t, Status::Flake)));
+        let v = verdict(&base, &run, &BTreeMap::new());
+        let class = |t: &str| v.differences.iter().find(|d| d.test == t).unwrap().class;
+        assert_eq!(class("dEQP-VK.a"), Class::KnownFlake);
+        // Its own verdict was a failure: not the teardown's doing.
+        assert_eq!(class("dEQP-VK.b"), Class::Flaky);
         let _ = std::fs::remove_dir_all(&root);
     }
 }
