@@ -129,3 +129,54 @@ fn an_unread_outcome_survives_the_ring_wrapping() {
         assert_eq!(victim.read(v, 4).unwrap(), vec![5; 4]);
     }
 }
+
+/// The same for the driver's own path (`Queue::submit_encoded`, Mesa's cmdbuf): with the ring
+/// full of commands that cannot finish, driver submits are accepted at once, and the first
+/// job's records are not overwritten by the submits that wrap around its slot: its outcome,
+/// a guilty fault, is its own.
+#[test]
+fn a_full_ring_never_blocks_a_driver_submit() {
+    let dev = sim("sim");
+    let ctl = dev.sim_control().unwrap().clone();
+    let c = Context::new(&dev, 1 << 20).unwrap();
+    // The library's own encoding without job infos is exactly a driver-encoded cmdbuf.
+    let driver = |cb: &CommandBuffer| {
+        let mut bytes = Vec::new();
+        cb.encode(0..1, &|_| None, &mut bytes);
+        bytes
+    };
+    let clean = driver(&clear(&c, ResultRecord::Fault));
+    let mut s = StreamBuilder::new();
+    s.load(UNMAPPED_VA, 8);
+    let mut fcb = c.command_buffer();
+    fcb.render(c.render(&mut s, Default::default(), &[]).unwrap())
+        .unwrap();
+    let faulty = driver(&fcb);
+    let submit = |bytes: &[u8]| {
+        c.queue
+            .submit_encoded(
+                bytes,
+                Some(1),
+                &mut |_, _| Ok(analysis::Verdict::RESTARTABLE),
+                &[],
+                &[],
+            )
+            .unwrap()
+    };
+    ctl.hold();
+    let bad = submit(&faulty);
+    let rest: Vec<Job> = (0..RING_SLOTS + 8).map(|_| submit(&clean)).collect();
+    assert_eq!(ctl.pending_commands(), RING_SLOTS as usize + 9);
+    ctl.release();
+    match bad.wait(SEC).unwrap() {
+        JobOutcome::Faulted { fault, guilt } => {
+            assert_eq!(guilt, Guilt::Guilty);
+            assert_eq!(fault.address, Some(UNMAPPED_VA));
+        }
+        o => panic!("the faulting driver job, its slot wrapped over while unread: {o:?}"),
+    }
+    for j in &rest {
+        // Behind the fault on the same queue: cancelled, whatever their records say.
+        assert!(j.wait(SEC).is_ok());
+    }
+}
