@@ -359,10 +359,7 @@ impl Queue {
             ));
         }
         // The count is known once the cmdbuf is parsed: place records for the most it may be.
-        let records = match sh.ring {
-            Some(_) => place_records(q, st, seqno, expected.unwrap_or(max) as u64)?,
-            None => RecordPlace::None,
-        };
+        let records = place_records(q, st, seqno, expected.unwrap_or(max) as u64)?;
         let record = ResultRecord::default();
         let count = driver::tag::<Error>(
             cmdbuf,
